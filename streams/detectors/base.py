@@ -1,0 +1,50 @@
+"""The detector protocol every assetwatch detector speaks (River's: score, then learn).
+
+A detector comes in two parts, as configuration and logic do:
+
+* a **fitted model** (:class:`DetectorModel`): frozen, shared by every asset of an inference,
+  fitted offline on training data, stored as plain JSON in the model artifact;
+* an **online detector** (:class:`OnlineDetector`): the small per-asset part built from the
+  model and a resume snapshot; it scores a point against the sliding window of the points
+  before it, then (unless the point was anomalous: the model is protected) learns it.
+
+Snapshots are plain, JSON-serialisable data: tables store snapshots, never live objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streams.window import SlidingWindow
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorScore:
+    """A raw anomaly score (≥ 0, larger is more anomalous) and each signal's share of it."""
+
+    score: float
+    contributions: tuple[float, ...]
+
+
+class OnlineDetector(Protocol):
+    """The per-asset logic: score a point given the window before it, then learn it."""
+
+    def score_one(self, x: Sequence[float], window: SlidingWindow) -> DetectorScore: ...
+
+    def learn_one(self, x: Sequence[float], window: SlidingWindow) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class DetectorModel(Protocol):
+    """The fitted, frozen part of a detector, shared by all assets of an inference."""
+
+    kind: str
+    signals: tuple[str, ...]
+    window_size: int
+
+    def build(self, state: Mapping[str, Any] | None = None) -> OnlineDetector: ...
+
+    def to_dict(self) -> dict[str, Any]: ...

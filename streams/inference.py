@@ -1,0 +1,72 @@
+"""An inference: a model applied to a telemetry topic with a sensitivity (SPEC §5.1).
+
+>>> cfg = InferenceConfig.from_dict({"inference_id": "pumps", "model_id": "m1",
+...                                  "topic": "telemetry"})
+>>> cfg.sensitivity, cfg.wants("pump-1")
+(70, True)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.calibration import DEFAULT_SENSITIVITY, threshold_for
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceConfig:
+    """Which model scores which topic's assets, from when, how sensitively."""
+
+    inference_id: str
+    model_id: str
+    topic: str
+    sensitivity: int = DEFAULT_SENSITIVITY
+    start_ms: int = 0
+    delay_ms: int = 0
+    assets: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.inference_id):
+            raise ValueError(
+                f"inference id {self.inference_id!r} must be 1-128 letters, digits, '.', '_' or '-'"
+            )
+        threshold_for(self.sensitivity)  # validates the range
+        if self.delay_ms < 0:
+            raise ValueError(f"data delay offset must be ≥ 0, got {self.delay_ms} ms")
+
+    def wants(self, asset_id: str) -> bool:
+        """Whether this inference scores the asset (no filter: every asset)."""
+        return not self.assets or asset_id in self.assets
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InferenceConfig:
+        known = {"inference_id", "model_id", "topic", "sensitivity", "start_ms", "delay_ms",
+                 "assets"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown inference field(s): {', '.join(sorted(unknown))}")
+        return cls(
+            inference_id=str(d["inference_id"]),
+            model_id=str(d["model_id"]),
+            topic=str(d["topic"]),
+            sensitivity=int(d.get("sensitivity", DEFAULT_SENSITIVITY)),
+            start_ms=int(d.get("start_ms", 0)),
+            delay_ms=int(d.get("delay_ms", 0)),
+            assets=frozenset(d.get("assets", ())),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inference_id": self.inference_id,
+            "model_id": self.model_id,
+            "topic": self.topic,
+            "sensitivity": self.sensitivity,
+            "start_ms": self.start_ms,
+            "delay_ms": self.delay_ms,
+            "assets": sorted(self.assets),
+        }

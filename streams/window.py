@@ -1,0 +1,78 @@
+"""Per-asset sliding window: the last ``size`` points before the one being scored.
+
+A fixed-size ring of rows (one float per signal), with explicit plain-data snapshots so a
+changelog-backed table can store it and a restarted worker can rebuild it exactly.
+
+>>> w = SlidingWindow(size=3, n_signals=2)
+>>> for i in range(4):
+...     w.push((float(i), float(10 * i)))
+>>> w.full, w.rows()
+(True, [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)])
+>>> SlidingWindow.from_snapshot(w.snapshot()).rows() == w.rows()
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+Row = tuple[float, ...]
+
+
+class SlidingWindow:
+    """The last ``size`` rows pushed, oldest first, with per-signal mean and std on demand."""
+
+    __slots__ = ("_rows", "n_signals", "size")
+
+    def __init__(self, size: int, n_signals: int, rows: Sequence[Row] = ()) -> None:
+        if size < 1:
+            raise ValueError(f"window size must be ≥ 1, got {size}")
+        self.size = size
+        self.n_signals = n_signals
+        self._rows: deque[Row] = deque(rows, maxlen=size)
+
+    def push(self, row: Row) -> None:
+        self._rows.append(row)
+
+    @property
+    def full(self) -> bool:
+        return len(self._rows) == self.size
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows)
+
+    def rows(self) -> list[Row]:
+        return list(self._rows)
+
+    def last(self) -> Row | None:
+        return self._rows[-1] if self._rows else None
+
+    def column_stats(self) -> list[tuple[float, float]]:
+        """(mean, population std) of each signal over the window; NaN where the window is empty.
+
+        >>> SlidingWindow(4, 1, [(1.0,), (2.0,), (3.0,), (4.0,)]).column_stats()
+        [(2.5, 1.118033988749895)]
+        """
+        n = len(self._rows)
+        if n == 0:
+            return [(math.nan, math.nan)] * self.n_signals
+        out = []
+        for j in range(self.n_signals):
+            col = [r[j] for r in self._rows]
+            mean = math.fsum(col) / n
+            var = math.fsum((v - mean) ** 2 for v in col) / n
+            out.append((mean, math.sqrt(var)))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"size": self.size, "n": self.n_signals, "rows": [list(r) for r in self._rows]}
+
+    @classmethod
+    def from_snapshot(cls, snap: dict[str, Any]) -> SlidingWindow:
+        return cls(int(snap["size"]), int(snap["n"]), [tuple(r) for r in snap["rows"]])
