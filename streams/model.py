@@ -7,6 +7,11 @@
 (('a', 'b'), 8, True)
 >>> Model.from_dict(m.to_dict()) == m
 True
+>>> m.detector.kind  # auto: two signals → the multivariate detector
+'mahalanobis'
+>>> m2 = fit_model(rows, ModelParams(model_id="m2", signals=("a", "b"), target_far=0.01))
+>>> 1 <= m2.sensitivity <= 100 and m2.heldout_far <= 0.01
+True
 """
 
 from __future__ import annotations
@@ -17,12 +22,24 @@ from typing import Any
 
 import numpy as np
 
-from streams.calibration import Calibrator
-from streams.detectors import DetectorModel, model_from_dict
-from streams.detectors.zscore import WindowZScoreModel
+from streams.calibration import Calibrator, sensitivity_for_far
+from streams.detectors import ALGORITHMS, DetectorModel, fit_detector, model_from_dict
 from streams.window import SlidingWindow
 
 FILL_METHODS = ("linear", "previous", "zero", "none")
+
+
+def choose_algorithm(n_signals: int) -> str:
+    """The ``auto`` rule: the multivariate detector for two or more signals, zscore for one.
+
+    Chosen on SKAB (docs/skab.md, docs/detectors.md): on the pump's eight signals the
+    multivariate detector beats per-signal z-scores; with a single signal the z-score
+    detector's jump and flat-line evidence is what there is to use.
+
+    >>> choose_algorithm(1), choose_algorithm(4)
+    ('zscore', 'mahalanobis')
+    """
+    return "mahalanobis" if n_signals >= 2 else "zscore"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +54,8 @@ class ModelParams:
     algorithm: str = "auto"
     version: int = 1
     detector_options: Mapping[str, Any] = field(default_factory=dict)
+    target_far: float | None = None
+    holdout_fraction: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +70,9 @@ class Model:
     fill: str
     detector: DetectorModel
     calibrator: Calibrator
+    target_far: float | None = None
+    sensitivity: int | None = None  # the sensitivity meeting target_far on held-out rows
+    heldout_far: float | None = None  # the false-alarm rate it achieved there
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +85,9 @@ class Model:
             "fill": self.fill,
             "detector": self.detector.to_dict(),
             "calibration": self.calibrator.to_dict(),
+            "target_far": self.target_far,
+            "sensitivity": self.sensitivity,
+            "heldout_far": self.heldout_far,
         }
 
     @classmethod
@@ -78,13 +103,31 @@ class Model:
             fill=str(d["fill"]),
             detector=model_from_dict(d["detector"]),
             calibrator=Calibrator.from_dict(d["calibration"]),
+            target_far=None if d.get("target_far") is None else float(d["target_far"]),
+            sensitivity=None if d.get("sensitivity") is None else int(d["sensitivity"]),
+            heldout_far=None if d.get("heldout_far") is None else float(d["heldout_far"]),
         )
 
 
-def training_scores(detector: DetectorModel, rows: np.ndarray) -> np.ndarray:
-    """Scores of each training point after the first full window, the model left frozen."""
+def training_scores(
+    detector: DetectorModel, rows: np.ndarray, history: np.ndarray | None = None
+) -> np.ndarray:
+    """Scores of each point of ``rows`` with a full window before it, the model left frozen.
+
+    ``history`` (rows just before ``rows``) seeds the window, so every row can be scored.
+
+    >>> import numpy as np
+    >>> from streams.detectors.zscore import WindowZScoreModel
+    >>> rows = np.random.default_rng(0).normal(size=(50, 1))
+    >>> det = WindowZScoreModel.fit(rows, ("v",), window_size=10)
+    >>> len(training_scores(det, rows)), len(training_scores(det, rows[10:], rows[:10]))
+    (40, 40)
+    """
     online = detector.build()
     window = SlidingWindow(detector.window_size, rows.shape[1])
+    if history is not None:
+        for row in history[-detector.window_size :]:
+            window.push(tuple(float(v) for v in row))
     scores = []
     for row in rows:
         x = tuple(float(v) for v in row)
@@ -95,15 +138,37 @@ def training_scores(detector: DetectorModel, rows: np.ndarray) -> np.ndarray:
 
 
 def fit_model(rows: np.ndarray, params: ModelParams) -> Model:
-    """Fit the detector on training rows (points × signals) and calibrate it on their scores."""
+    """Fit the detector on training rows (points × signals) and calibrate it on their scores.
+
+    With ``params.target_far`` set, the last ``holdout_fraction`` of the rows is held out: the
+    detector and calibration are fitted on the rest, and the held-out rows' false-alarm rate
+    picks the sensitivity that meets the target (SPEC §4).
+    """
     if params.fill not in FILL_METHODS:
         raise ValueError(f"unknown fill method {params.fill!r}; choose one of {FILL_METHODS}")
-    if params.algorithm not in ("auto", "zscore"):
-        raise ValueError(f"unknown algorithm {params.algorithm!r}; choose 'auto' or 'zscore'")
-    detector = WindowZScoreModel.fit(
-        rows, params.signals, params.window_size, **dict(params.detector_options)
+    if params.algorithm != "auto" and params.algorithm not in ALGORITHMS:
+        raise ValueError(
+            f"unknown algorithm {params.algorithm!r}; choose 'auto' or one of {sorted(ALGORITHMS)}"
+        )
+    algorithm = (
+        choose_algorithm(len(params.signals)) if params.algorithm == "auto" else params.algorithm
     )
-    calibrator = Calibrator.fit(training_scores(detector, rows))
+    fit_rows, held = rows, None
+    if params.target_far is not None:
+        if not 0.0 < params.holdout_fraction < 1.0:
+            raise ValueError(f"holdout fraction must be in (0, 1), got {params.holdout_fraction}")
+        n_held = round(rows.shape[0] * params.holdout_fraction)
+        if n_held < 1:
+            raise ValueError(f"too few points ({rows.shape[0]}) to hold any out")
+        fit_rows, held = rows[:-n_held], rows[-n_held:]
+    detector = fit_detector(
+        algorithm, fit_rows, params.signals, params.window_size, dict(params.detector_options)
+    )
+    calibrator = Calibrator.fit(training_scores(detector, fit_rows))
+    sensitivity = heldout_far = None
+    if params.target_far is not None and held is not None:
+        held_scores = training_scores(detector, held, history=fit_rows)
+        sensitivity, heldout_far = sensitivity_for_far(calibrator, held_scores, params.target_far)
     return Model(
         model_id=params.model_id,
         version=params.version,
@@ -113,4 +178,7 @@ def fit_model(rows: np.ndarray, params: ModelParams) -> Model:
         fill=params.fill,
         detector=detector,
         calibrator=calibrator,
+        target_far=params.target_far,
+        sensitivity=sensitivity,
+        heldout_far=heldout_far,
     )

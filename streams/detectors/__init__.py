@@ -1,16 +1,47 @@
-"""Detectors: fitted models shared per inference, small online parts per asset."""
+"""Detectors: fitted models shared per inference, small online parts per asset.
+
+>>> import numpy as np
+>>> det = fit_detector("mahalanobis", np.random.default_rng(0).normal(size=(50, 2)), ("a", "b"), 4)
+>>> model_from_dict(det.to_dict()) == det
+True
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from streams.detectors.base import DetectorModel, DetectorScore, OnlineDetector
+from streams.detectors.mahalanobis import MahalanobisModel
 from streams.detectors.zscore import WindowZScoreModel
 
-__all__ = ["DetectorModel", "DetectorScore", "OnlineDetector", "model_from_dict"]
+__all__ = [
+    "ALGORITHMS",
+    "DetectorModel",
+    "DetectorScore",
+    "OnlineDetector",
+    "fit_detector",
+    "model_from_dict",
+]
 
-_KINDS: dict[str, Any] = {"zscore": WindowZScoreModel}
+_KINDS: dict[str, Any] = {"zscore": WindowZScoreModel, "mahalanobis": MahalanobisModel}
+ALGORITHMS: frozenset[str] = frozenset(_KINDS)
+
+
+def fit_detector(
+    kind: str,
+    rows: np.ndarray,
+    signals: Sequence[str],
+    window_size: int,
+    options: Mapping[str, Any] | None = None,
+) -> DetectorModel:
+    """Fit the detector family ``kind`` on training rows (points × signals)."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(_KINDS)}")
+    model: DetectorModel = _KINDS[kind].fit(rows, signals, window_size, **dict(options or {}))
+    return model
 
 
 def model_from_dict(d: Mapping[str, Any]) -> DetectorModel:
