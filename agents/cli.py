@@ -1,0 +1,110 @@
+"""The ``assetwatch`` command line.
+
+Errors a user can cause (no broker, bad file, bad flag) end in one readable line on stderr
+and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from agents.broker import BrokerError, resolved_broker
+from agents.model_store import ModelStoreError
+from agents.settings import Settings
+from agents.worker import ConfigError
+
+USER_ERRORS = (BrokerError, ConfigError, ModelStoreError, FileNotFoundError, ValueError)
+
+broker_option = click.option(
+    "--broker", metavar="HOST:PORT", default=None,
+    help="Kafka bootstrap address (env ASSETWATCH_BROKER). Default: start the embedded broker.",
+)
+
+
+@click.group()
+@click.version_option(package_name="assetwatch")
+def cli() -> None:
+    """assetwatch: streaming anomaly detection for equipment telemetry, native to Kafka."""
+
+
+@cli.command()
+@broker_option
+@click.option("--inferences", "inferences_file", type=click.Path(path_type=Path), required=True,
+              help="JSON file: one inference object or a list of them.")
+@click.option("--models", "models_dir", type=click.Path(path_type=Path), default=None,
+              help="Model store directory (env ASSETWATCH_MODELS_DIR, default var/models).")
+@click.option("--app-id", default=None, help="Faust app id = consumer group (default assetwatch).")
+@click.option("--topic-prefix", default=None, help="Prefix of the output topics (default assetwatch).")
+@click.option("--partitions", type=int, default=None, help="Partitions of every topic (default 8).")
+@click.option("--web-port", type=int, default=None, help="Port of the worker's web server (default 6066).")
+@click.option("--loglevel", default=None, help="Faust log level (default warning).")
+@click.option("--one-record-per-batch/--normal-batches", default=None,
+              help="Produce one record per batch (required on the embedded broker; default on).")
+def worker(broker: str | None, **options: object) -> None:
+    """Run a scoring worker until Ctrl-C / SIGTERM."""
+    from agents.worker import run_worker
+
+    settings = Settings.from_env(os.environ, broker=broker, **options)
+    with resolved_broker(settings.broker) as bootstrap:
+        run_worker(settings, bootstrap)
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port to listen on (default: a free one).")
+def broker(port: int | None) -> None:
+    """Run the embedded broker alone (for producers and workers started by hand)."""
+    from agents.broker import EmbeddedBroker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(port=port) as b:
+        click.echo(f"embedded broker listening at {b.bootstrap} (memory storage); Ctrl-C stops it")
+        try:
+            while b.running and not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@broker_option
+@click.option("--assets", type=int, default=4, show_default=True, help="Pumps to simulate.")
+@click.option("--points", type=int, default=900, show_default=True, help="Readings per pump.")
+@click.option("--rate", type=float, default=400.0, show_default=True,
+              help="Readings sent per second (wall clock).")
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(broker: str | None, assets: int, points: int, rate: float, seed: int) -> None:
+    """Train on generated pumps, stream readings with injected faults, print anomalies."""
+    from agents.demo import DemoOptions, run_demo
+
+    settings = Settings.from_env(os.environ, broker=broker)
+    ok = run_demo(settings, DemoOptions(assets=assets, points=points, rate=rate, seed=seed))
+    sys.exit(0 if ok else 1)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("assetwatch: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("assetwatch: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except USER_ERRORS as exc:
+        click.echo(f"assetwatch: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Plain confluent-kafka helpers for the CLI, demo, benchmark and tests (not the worker)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from agents.broker import client_config
+from streams.codec import dumps
+from streams.records import Reading
+
+
+def telemetry_value(readings: Sequence[Reading]) -> bytes:
+    """One telemetry message: the single form for one reading, the batch form for several."""
+    if len(readings) == 1:
+        r = readings[0]
+        return dumps({"asset_id": r.asset_id, "ts": r.ts_ms, "signals": dict(r.signals)})
+    return dumps({"readings": [
+        {"asset_id": r.asset_id, "ts": r.ts_ms, "signals": dict(r.signals)} for r in readings
+    ]})
+
+
+def make_producer(bootstrap: str, **extra: Any) -> Producer:
+    return Producer(client_config(bootstrap, **{"linger.ms": 5, **extra}))
+
+
+def produce_readings(
+    producer: Producer, topic: str, readings: Iterable[Reading], per_message: int = 1
+) -> int:
+    """Send readings keyed by asset id, ``per_message`` readings of one asset per message."""
+    sent = 0
+    pending: dict[str, list[Reading]] = {}
+    for r in readings:
+        group = pending.setdefault(r.asset_id, [])
+        group.append(r)
+        if len(group) >= per_message:
+            _send(producer, topic, group)
+            sent += 1
+            pending[r.asset_id] = []
+    for group in pending.values():
+        if group:
+            _send(producer, topic, group)
+            sent += 1
+    return sent
+
+
+def _send(producer: Producer, topic: str, group: list[Reading]) -> None:
+    value = telemetry_value(group)
+    while True:
+        try:
+            producer.produce(topic, key=group[0].asset_id.encode(), value=value)
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
+
+
+def topic_reader(bootstrap: str, topic: str, partitions: int) -> Consumer:
+    """A consumer assigned every partition of ``topic`` from the beginning (no group join)."""
+    consumer = Consumer(client_config(
+        bootstrap, **{"group.id": f"reader-{time.monotonic_ns()}", "enable.auto.commit": False,
+                      "fetch.queue.backoff.ms": 10}))
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    return consumer
+
+
+def poll_values(consumer: Consumer, timeout_s: float) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of the records that arrive within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        msgs: Sequence[Any] = consumer.consume(num_messages=500, timeout=min(left, 0.2))
+        for m in msgs:
+            if m.error() is None:
+                yield m.key(), m.value()

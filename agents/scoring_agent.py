@@ -1,0 +1,121 @@
+"""The scoring agent: telemetry batches → :class:`streams.engine.Engine` → anomalies, dead letters,
+state snapshots.
+
+The agent body is synchronous between taking a batch and returning to Faust (every send is
+``send_soon``), so a stop cannot cut a batch in half; Faust acks the batch's offsets only
+after the body ran, and flushes the producer (outputs and changelog) before it commits them.
+So state and outputs are always written before the input offsets that produced them are
+committed (at-least-once); re-delivered points are recognised by timestamp and not scored
+twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import faust
+
+from agents.settings import Settings
+from streams.codec import encode_anomaly, encode_dead_letter
+from streams.engine import Engine, Message
+
+
+@dataclass
+class PipelineStats:
+    """Running totals the worker reports on its status page."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    assigned: set[int] = field(default_factory=set)
+
+
+def register_scoring_agent(
+    app: faust.App, settings: Settings, engine: Engine, stats: PipelineStats
+) -> None:
+    """Declare the state table, the output topics and the scoring agent on ``app``."""
+    table = app.Table(
+        "asset-state",
+        default=None,
+        partitions=settings.partitions,
+        key_type=str,  # keys and values both travel as JSON
+    )
+    anomalies = app.topic(
+        settings.topics.anomalies, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    dead_letter = app.topic(
+        settings.topics.dead_letter, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    source = app.topic(
+        *engine.topics, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+
+    def load(key: str) -> dict[str, Any] | None:
+        value: dict[str, Any] | None = table.data.get(key)
+        return value
+
+    engine.load = load
+
+    @app.agent(source, name="score")
+    async def score(stream: faust.StreamT) -> None:
+        batches = cast(faust.Stream, stream).take_events(
+            settings.batch_max_events, settings.batch_within_s
+        )
+        async for events in batches:
+            handle(events)
+
+    def handle(events: Sequence[faust.EventT]) -> None:
+        messages = [
+            Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
+            for m in (e.message for e in events)
+        ]
+        out = engine.process_batch(messages)
+        for key, (partition, snap) in out.snapshots.items():
+            table.data[key] = snap
+            table.send_changelog(partition, key, snap)
+        for partition, anomaly in out.anomalies:
+            anomalies.send_soon(
+                key=anomaly.key.encode(), value=encode_anomaly(anomaly), partition=partition
+            )
+        if out.rejections:
+            now_ms = time.time_ns() // 1_000_000
+            for msg, rejection in out.rejections:
+                dead_letter.send_soon(
+                    key=msg.key,
+                    value=encode_dead_letter(
+                        rejection, source_topic=msg.topic, partition=msg.partition,
+                        offset=msg.offset, key=msg.key, received_at_ms=now_ms,
+                    ),
+                    partition=msg.partition,
+                )
+        stats.counts.update(out.counts)
+
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        parts = {tp.partition for tp in revoked if tp.topic in engine.topics}
+        engine.drop_partitions(parts)
+        stats.assigned -= parts
+
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        stats.assigned = {tp.partition for tp in assigned if tp.topic in engine.topics}
+
+    # Faust's signal typing does not admit coroutine receivers; they are what it awaits
+    cast(Any, app.on_partitions_revoked).connect(on_revoked)
+    cast(Any, app.on_partitions_assigned).connect(on_assigned)
+
+    @app.page("/assetwatch/status/")
+    async def status(web: Any, request: Any) -> Any:
+        ready = cast(Any, app.tables).recovery.completed.is_set()
+        return web.json({
+            "ready": ready,
+            "assigned_partitions": sorted(stats.assigned),
+            "counts": dict(stats.counts),
+            "inferences": [s.inference.to_dict() for ss in engine.scorers_by_topic.values()
+                           for s in ss],
+        })

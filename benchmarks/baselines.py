@@ -1,0 +1,80 @@
+"""Baselines measured beside assetwatch in the same benchmark run, each as its own Faust worker.
+
+* ``empty``: a Faust agent that does nothing with each message — Faust's per-message floor;
+* ``naive``: the pipeline a user would write first — ``json.loads`` per message, a window list
+  in a changelog-backed table written per message, a River HalfSpaceTrees per asset (score,
+  then learn), an output record per anomaly.
+
+Run: ``python -m benchmarks.baselines MODE BOOTSTRAP TOPIC PARTITIONS WEB_PORT APP_ID``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import faust
+from faust.worker import Worker
+from river import anomaly, preprocessing
+
+
+def build(
+    mode: str, bootstrap: str, topic: str, partitions: int, port: int, app_id: str
+) -> faust.App:
+    app = faust.App(
+        app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=partitions,
+        consumer_auto_offset_reset="earliest", broker_session_timeout=2.0,
+        broker_heartbeat_interval=0.2, broker_rebalance_timeout=2.0, broker_commit_interval=0.5,
+        stream_recovery_delay=0.0, producer_max_batch_size=1, web_enabled=True,
+        web_host="127.0.0.1", web_port=port,
+    )
+    source = app.topic(topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    counts = {"received": 0}
+
+    @app.page("/assetwatch/status/")
+    async def status(web: Any, request: Any) -> Any:
+        return web.json({"ready": app.tables.recovery.completed.is_set(), "counts": counts})
+
+    if mode == "empty":
+        @app.agent(source)
+        async def empty(stream: faust.StreamT) -> None:
+            async for _ in stream:
+                counts["received"] += 1
+        return app
+
+    windows = app.Table("naive-windows", default=list, partitions=partitions,
+                        key_serializer="json", value_serializer="json")
+    out = app.topic(f"{topic}.naive-out", key_serializer="raw", value_serializer="raw",
+                    partitions=partitions)
+    models: dict[str, Any] = {}
+
+    @app.agent(source)
+    async def naive(stream: faust.StreamT) -> None:
+        async for value in stream:
+            msg = json.loads(value)
+            readings = msg.get("readings", [msg])
+            for r in readings:
+                asset = r["asset_id"]
+                window = windows[asset]
+                window = ([*window, r["signals"]])[-16:]
+                windows[asset] = window
+                model = models.get(asset)
+                if model is None:
+                    model = models[asset] = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=1)
+                score = model.score_one(r["signals"])
+                model.learn_one(r["signals"])
+                counts["received"] += 1
+                if score > 0.95:
+                    await out.send(key=asset.encode(), value=json.dumps({"score": score}).encode())
+    return app
+
+
+def main() -> None:
+    mode, bootstrap, topic, partitions, port, app_id = sys.argv[1:7]
+    app = build(mode, bootstrap, topic, int(partitions), int(port), app_id)
+    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""End-to-end benchmark: assetwatch beside Faust's floor and a naive Faust + River pipeline.
+
+Run: ``python -m benchmarks.pipeline [--broker HOST:PORT] [--assets 1000] [--quick]``.
+
+Throughput runs pre-load a fresh topic, then start the worker and time it from the first
+message it reports received to the last (catch-up mode). The latency run feeds a fresh
+worker at a fixed rate with sensitivity 100 (every scored point is published) and measures
+published − produced per point from the Kafka timestamps of the two records. Peak resident
+memory is the worker process's VmHWM. Results print as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer
+
+from agents.broker import _free_port, ensure_topics, resolved_broker
+from agents.kafka_io import make_producer, produce_readings, topic_reader
+from agents.model_store import ModelStore
+from agents.settings import Settings, TopicNames
+from agents.topics import topic_specs
+from agents.worker_process import WorkerProcess
+from streams.model import ModelParams, fit_model
+from streams.simulate import SIGNALS, generate_fleet, training_rows
+
+START_MS = 1_767_225_600_000
+PARTITIONS = 8
+
+
+@dataclass
+class Result:
+    name: str
+    points: int
+    messages: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.points / self.seconds if self.seconds > 0 else float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Bench:
+    def __init__(self, bootstrap: str, assets: int, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.assets = [f"asset-{i:05d}" for i in range(assets)]
+        self.workdir = workdir
+        model = fit_model(training_rows(8, 2000, seed=3),
+                          ModelParams(model_id="bench", signals=SIGNALS, window_size=16))
+        ModelStore(workdir / "models").save(model)
+
+    def fresh(self, sensitivity: int = 70) -> tuple[Settings, Path]:
+        name = "bench-" + uuid.uuid4().hex[:8]
+        settings = replace(Settings(), app_id=name, topics=TopicNames(name), partitions=PARTITIONS)
+        inf = self.workdir / f"{name}.json"
+        inf.write_bytes(orjson.dumps([{"inference_id": "bench", "model_id": "bench",
+                                       "topic": settings.topics.telemetry,
+                                       "sensitivity": sensitivity}]))
+        ensure_topics(self.bootstrap, topic_specs(settings))
+        return settings, inf
+
+    def preload(self, settings: Settings, points_per_asset: int, per_message: int) -> tuple[int, int]:
+        fleet = generate_fleet(self.assets, points_per_asset, START_MS, 1000, seed=1)
+        producer = make_producer(self.bootstrap, **{"linger.ms": 20})
+        messages = produce_readings(producer, settings.topics.telemetry, fleet.readings, per_message)
+        producer.flush(60)
+        return len(fleet.readings), messages
+
+    def time_worker(self, name: str, start: WorkerProcess | subprocess.Popen[bytes], status, points: int,  # type: ignore[no-untyped-def]
+                    messages: int, pid: int) -> Result:
+        t_first = t_last = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            st = status() or {}
+            n = st.get("counts", {}).get("received", 0)
+            now = time.monotonic()
+            if n and t_first is None:
+                t_first = now
+            if n >= (points if name.startswith("assetwatch") else messages if "empty" in name else points):
+                t_last = now
+                break
+            time.sleep(0.02)  # polling interval of a deadline-bounded wait
+        if t_first is None or t_last is None:
+            raise RuntimeError(f"{name}: did not finish")
+        return Result(name, points, messages, t_last - t_first, peak_rss_mb(pid))
+
+    def run_assetwatch(self, points_per_asset: int, per_message: int) -> Result:
+        settings, inf = self.fresh()
+        points, messages = self.preload(settings, points_per_asset, per_message)
+        w = WorkerProcess(self.bootstrap, inf, self.workdir / "models", settings.app_id,
+                          settings.topics.prefix, PARTITIONS, log_path=self.workdir / "worker.log")
+        with w:
+            assert w.proc is not None
+            return self.time_worker(f"assetwatch, {per_message} reading(s)/message", w, w.status,
+                                    points, messages, w.proc.pid)
+
+    def run_baseline(self, mode: str, points_per_asset: int, per_message: int) -> Result:
+        settings, _ = self.fresh()
+        points, messages = self.preload(settings, points_per_asset, per_message)
+        port = _free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.baselines", mode, self.bootstrap,
+             settings.topics.telemetry, str(PARTITIONS), str(port), settings.app_id],
+            stdout=subprocess.DEVNULL, stderr=open(self.workdir / f"{mode}.log", "ab"),  # noqa: SIM115
+        )
+        probe = WorkerProcess.__new__(WorkerProcess)
+        probe.web_port = port
+        try:
+            label = "Faust empty agent (floor)" if mode == "empty" else "naive Faust + River HST"
+            return self.time_worker(f"{label}, {per_message} reading(s)/message", proc,
+                                    probe.status, points, messages, proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+    def run_latency(self, rate: float, seconds: float) -> dict[str, float]:
+        settings, inf = self.fresh(sensitivity=100)
+        w = WorkerProcess(self.bootstrap, inf, self.workdir / "models", settings.app_id,
+                          settings.topics.prefix, PARTITIONS, log_path=self.workdir / "lat.log")
+        total = int(rate * seconds)
+        per_asset = max(total // len(self.assets), 20)
+        fleet = generate_fleet(self.assets, per_asset, START_MS, 1000, seed=2)
+        produced: dict[tuple[str, int], float] = {}
+        with w:
+            w.wait_ready(60)
+            producer = make_producer(self.bootstrap, **{"linger.ms": 0})
+            t0 = time.monotonic()
+            for i, r in enumerate(fleet.readings):
+                produce_readings(producer, settings.topics.telemetry, [r])
+                produced[(r.asset_id, r.ts_ms)] = time.time() * 1000
+                ahead = t0 + (i + 1) / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)  # pacing the load generator
+            producer.flush(30)
+            consumer: Consumer = topic_reader(self.bootstrap, settings.topics.anomalies, PARTITIONS)
+            lat: list[float] = []
+            deadline = time.monotonic() + 60
+            warm = len(self.assets) * 16
+            while len(lat) < len(fleet.readings) - warm and time.monotonic() < deadline:
+                for m in consumer.consume(500, 0.2):
+                    if m.error() is None and m.key():
+                        _, asset, ts = m.key().decode().rsplit("/", 2)
+                        sent = produced.get((asset, int(ts)))
+                        if sent is not None:
+                            lat.append(m.timestamp()[1] - sent)
+            consumer.close()
+        arr = np.asarray(lat)
+        return {"rate": rate, "points": float(arr.size), "p50": float(np.percentile(arr, 50)),
+                "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--broker", default=os.environ.get("ASSETWATCH_BROKER"))
+    ap.add_argument("--assets", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = ap.parse_args()
+    single_pts, batch_pts, naive_pts = (30, 300, 10) if not args.quick else (5, 50, 3)
+    with tempfile.TemporaryDirectory() as tmp, resolved_broker(args.broker) as bootstrap:
+        b = Bench(bootstrap, args.assets, Path(tmp))
+        results = [
+            b.run_baseline("empty", single_pts, 1),
+            b.run_assetwatch(single_pts, 1),
+            b.run_assetwatch(batch_pts, 100),
+            b.run_baseline("naive", naive_pts, 1),
+            b.run_baseline("naive", naive_pts * 10, 100),
+        ]
+        sustained = results[1].rate
+        latency = b.run_latency(rate=max(sustained / 2, 50), seconds=10 if not args.quick else 3)
+    print(f"\nassetwatch benchmark, {time.strftime('%Y-%m-%d')}, {machine()}")
+    print(f"embedded broker unless --broker; {args.assets} assets, 4 signals, {PARTITIONS} partitions\n")
+    print("| pipeline | points | messages | seconds | points/s | peak RSS (MB) |")
+    print("|---|--:|--:|--:|--:|--:|")
+    for r in results:
+        print(f"| {r.name} | {r.points:,} | {r.messages:,} | {r.seconds:.2f} | {r.rate:,.0f} | "
+              f"{r.peak_rss_mb:.0f} |")
+    print(f"\nlatency (produced → anomaly published), one reading per message at "
+          f"{latency['rate']:,.0f} points/s (half the sustained rate), {latency['points']:.0f} points: "
+          f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, max {latency['max']:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""A pipeline under test: model, inference file, topics and workers on the session broker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agents.broker import ensure_topics
+from agents.kafka_io import make_producer, poll_values, produce_readings, topic_reader
+from agents.model_store import ModelStore
+from agents.settings import Settings, TopicNames
+from agents.topics import topic_specs
+from agents.worker_process import WorkerProcess
+from streams.engine import Engine, Message
+from streams.inference import InferenceConfig
+from streams.model import Model, ModelParams, fit_model
+from streams.records import Reading
+from streams.scoring import AssetScorer
+from streams.simulate import SIGNALS, training_rows
+
+INTERVAL_MS = 1_000
+START_MS = 1_767_225_600_000
+
+
+def small_model(window: int = 8) -> Model:
+    return fit_model(training_rows(4, 1500, seed=11),
+                     ModelParams(model_id="pumps", signals=SIGNALS, window_size=window))
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)  # polling interval of a deadline-bounded wait
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@dataclass
+class Pipeline:
+    bootstrap: str
+    settings: Settings
+    workdir: Path
+    model: Model
+    inference: InferenceConfig
+
+    @classmethod
+    def create(cls, bootstrap: str, name: str, workdir: Path, partitions: int = 4,
+               model: Model | None = None) -> Pipeline:
+        settings = replace(Settings(), broker=bootstrap, app_id=name, topics=TopicNames(name),
+                           partitions=partitions, models_dir=workdir / "models")
+        model = model or small_model()
+        ModelStore(settings.models_dir).save(model)
+        inference = InferenceConfig(inference_id="inf", model_id=model.model_id,
+                                    topic=settings.topics.telemetry)
+        (workdir / "inferences.json").write_bytes(orjson.dumps([inference.to_dict()]))
+        ensure_topics(bootstrap, topic_specs(settings))
+        return cls(bootstrap, settings, workdir, model, inference)
+
+    def worker(self, log_name: str = "worker.log") -> WorkerProcess:
+        return WorkerProcess(self.bootstrap, self.workdir / "inferences.json",
+                             self.settings.models_dir, self.settings.app_id,
+                             self.settings.topics.prefix, self.settings.partitions,
+                             log_path=self.workdir / log_name)
+
+    def send(self, readings: Sequence[Reading], per_message: int = 1) -> int:
+        producer = make_producer(self.bootstrap)
+        n = produce_readings(producer, self.settings.topics.telemetry, readings, per_message)
+        assert producer.flush(10) == 0
+        return n
+
+    def send_raw(self, items: Sequence[tuple[bytes | None, bytes]]) -> None:
+        producer = make_producer(self.bootstrap, **{"message.max.bytes": 10_000_000})
+        for key, value in items:
+            producer.produce(self.settings.topics.telemetry, key=key, value=value)
+        assert producer.flush(10) == 0
+
+    def read(self, topic: str, timeout_s: float = 1.0) -> list[tuple[bytes | None, bytes | None]]:
+        consumer = topic_reader(self.bootstrap, topic, self.settings.partitions)
+        try:
+            return list(poll_values(consumer, timeout_s))
+        finally:
+            consumer.close()
+
+    def anomaly_keys(self, timeout_s: float = 1.0) -> list[str]:
+        return [k.decode() for k, _ in self.read(self.settings.topics.anomalies, timeout_s) if k]
+
+    def expected_keys(self, readings: Sequence[Reading], per_message: int = 1) -> set[str]:
+        engine = Engine([AssetScorer(self.inference, self.model)], load=lambda k: None)
+        from agents.kafka_io import telemetry_value
+
+        keys: set[str] = set()
+        by_asset: dict[str, list[Reading]] = {}
+        for r in readings:
+            by_asset.setdefault(r.asset_id, []).append(r)
+        for asset, rs in by_asset.items():
+            for i in range(0, len(rs), per_message):
+                out = engine.process_batch([Message(self.settings.topics.telemetry, 0, 0,
+                                                    asset.encode(),
+                                                    telemetry_value(rs[i:i + per_message]))])
+                keys.update(a.key for _, a in out.anomalies)
+        return keys
+
+
+def received(worker: WorkerProcess, n: int) -> Callable[[], bool]:
+    def check() -> bool:
+        st = worker.status()
+        return bool(st) and st["counts"].get("received", 0) >= n  # type: ignore[index]
+    return check

@@ -1,0 +1,124 @@
+"""The streaming path end to end through a real broker: telemetry in, anomalies and dead letters out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.simulate import Fault, generate_fleet
+from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, received, wait_for
+
+pytestmark = pytest.mark.integration
+
+ASSETS = ["pump-a", "pump-b", "pump-c"]
+FAULTS = [Fault("pump-b", "spike", 60, 2), Fault("pump-c", "stuck", 80, 40)]
+
+
+def fleet(points: int = 160):  # type: ignore[no-untyped-def]
+    return generate_fleet(ASSETS, points, START_MS, INTERVAL_MS, seed=5, faults=FAULTS)
+
+
+def test_clean_run_publishes_exactly_the_expected_anomaly_keys(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    readings = fleet().readings
+    expected = p.expected_keys(readings)
+    assert f"inf/pump-b/{START_MS + 60 * INTERVAL_MS}" in expected  # the spike is an anomaly
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings)
+        wait_for(received(w, len(readings)), 60, "all readings received")
+        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
+                        30, "the anomalies")
+    assert sorted(keys) == sorted(expected)
+
+
+def test_batched_and_single_messages_score_identically(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    readings = fleet().readings
+    expected = p.expected_keys(readings, per_message=1)
+    assert p.expected_keys(readings, per_message=25) == expected
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings, per_message=25)
+        wait_for(received(w, len(readings)), 60, "all readings received")
+        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
+                        30, "the anomalies")
+    assert sorted(keys) == sorted(expected)
+
+
+BAD_INPUTS = [
+    (b"pump-a", b"{not json", "not JSON"),
+    (b"pump-a", b'{"asset_id": "pump-a", "ts": 1767225600000}', "schema"),
+    (b"pump-a", b'{"asset_id": "pump-a", "ts": "yesterday", "signals": {"temp": 1}}', "timestamp"),
+    (b"pump-a", b'{"asset_id": "pump-a", "ts": 12, "signals": {"temp": 1}}', "timestamp"),
+    (b"pump-a", b'{"asset_id": "pump-a", "ts": 1767225600000, "signals": {"temp": 1e999}}', ""),
+    (None, b"x" * 1_200_000, "oversize"),
+]
+
+
+def test_malformed_input_goes_to_the_dead_letter_topic_while_scoring_continues(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    readings = fleet().readings
+    half = len(readings) // 2
+    expected = p.expected_keys(readings)
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings[:half])
+        p.send_raw([(k, v) for k, v, _ in BAD_INPUTS])
+        p.send(readings[half:])
+        wait_for(received(w, len(readings) + len(BAD_INPUTS)), 60, "all messages received")
+        dead = wait_for(lambda: (d := p.read(p.settings.topics.dead_letter))
+                        and len(d) >= len(BAD_INPUTS) and d, 30, "the dead letters")
+        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
+                        30, "the anomalies")
+        status = w.status()
+    assert sorted(keys) == sorted(expected)
+    assert status is not None and status["counts"]["invalid"] == len(BAD_INPUTS)
+    records = [orjson.loads(v) for _, v in dead if v]
+    assert len(records) == len(BAD_INPUTS)
+    import base64
+
+    by_raw = {base64.b64decode(r["raw_b64"]): r for r in records}
+    for _key, raw, reason in BAD_INPUTS:
+        assert raw in by_raw, f"{raw[:40]!r} is not on the dead-letter topic"
+        assert by_raw[raw]["reason"].startswith(reason), by_raw[raw]["reason"]
+        assert by_raw[raw]["source_topic"] == p.settings.topics.telemetry
+
+
+def test_restarted_worker_keeps_its_windows_and_publishes_no_duplicate_keys(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    readings = fleet().readings
+    # restart just before the spike: only kept windows let the worker score it at once
+    cut = next(i for i, r in enumerate(readings) if r.ts_ms == START_MS + 58 * INTERVAL_MS)
+    expected = p.expected_keys(readings)
+    with p.worker("first.log") as first:
+        first.wait_ready(60)
+        p.send(readings[:cut])
+        wait_for(received(first, cut), 60, "the first half received")
+        before = first.status()
+    assert first.proc is not None and first.proc.returncode == 0
+    with p.worker("second.log") as second:
+        second.wait_ready(60)
+        p.send(readings[cut:])
+        wait_for(received(second, len(readings) - cut), 60, "the second half received")
+        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
+                        30, "the anomalies")
+        after = second.status()
+    duplicates = [k for k, n in Counter(keys).items() if n > 1]
+    assert duplicates == []
+    assert set(keys) == expected
+    assert before is not None and after is not None
+    # every asset warmed up once, in the first run; none had to warm up again
+    assert before["counts"]["warming_up"] == len(ASSETS) * p.model.window_size
+    assert after["counts"].get("warming_up", 0) == 0
