@@ -11,8 +11,9 @@ Fixed choices:
   ``Infinity`` and numbers that overflow a double, such as ``1e400``);
 * ``datetime`` and dataclass objects are refused (``TypeError``): time is epoch-ms ``int``
   in the core and becomes text only through :func:`format_ts`; records are encoded by their
-  explicit encoder, not by reflection. Non-``str`` keys and integers beyond 64 bits are
-  refused too (orjson's ``TypeError``).
+  explicit encoder, not by reflection. Non-``str`` keys, integers beyond 64 bits and numpy
+  scalars and arrays are refused too (orjson's ``TypeError``): convert with ``float()`` or
+  ``.tolist()`` at the boundary (:func:`encode_anomaly` does it for its fields).
 
 >>> dumps({"asset_id": "pump-1", "ts": 1767225600000, "signals": {"temp": 71.2}})
 b'{"asset_id":"pump-1","ts":1767225600000,"signals":{"temp":71.2}}'

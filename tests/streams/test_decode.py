@@ -196,6 +196,8 @@ INVALID: list[tuple[str, bytes, str]] = [
      "schema: data.asset_id must have no control characters and no leading or trailing"),
     ("asset_id with a newline", single(asset_id="pump\n1"),
      "schema: data.asset_id must have no control characters"),
+    ("asset_id with a final newline", single(asset_id="pump-1\n"),
+     "schema: data.asset_id must have no control characters"),
     ("naive timestamp", single(ts="2026-01-01T00:00:00"),
      "timestamp has no timezone: '2026-01-01T00:00:00'"),
     ("naive timestamp with fraction", single(ts="2026-01-01T00:00:00.123456"),
@@ -211,6 +213,12 @@ INVALID: list[tuple[str, bytes, str]] = [
     ("no such hour", single(ts="2026-01-01T24:00:00Z"), "timestamp invalid: "),
     ("leap second", single(ts="2026-01-01T23:59:60Z"), "timestamp invalid: "),
     ("absurd offset", single(ts="2026-01-01T00:00:00+25:00"), "timestamp invalid: "),
+    ("year 0", single(ts="0000-01-01T00:00:00Z"),
+     "timestamp invalid: '0000-01-01T00:00:00Z' (year 0 is out of range)"),
+    ("before year 1 in UTC", single(ts="0001-01-01T00:00:00+01:00"),
+     "timestamp out of range: -62135600400000 ms not in [2000-01-01T00:00:00.000Z"),
+    ("after year 9999 in UTC", single(ts="9999-12-31T23:59:59-01:00"),
+     "timestamp out of range: 253402304399000 ms not in"),
     ("epoch zero", single(ts=0),
      "timestamp out of range: 1970-01-01T00:00:00.000Z not in [2000-01-01T00:00:00.000Z, "
      "2100-01-01T00:00:00.000Z)"),
@@ -292,6 +300,8 @@ BAD_BATCHES: list[tuple[str, bytes, str]] = [
     ("extra batch field", batch([GOOD], ts=T0), "schema: data must not contain {'ts'} properties"),
     ("batch asset_id invalid", batch([GOOD], asset_id=""),
      "schema: data.asset_id must be longer than or equal to 1 characters"),
+    ("null batch asset_id", enc({"asset_id": None, "readings": [{"asset_id": "p", **GOOD}]}),
+     "schema: data.asset_id must be string"),
     ("reading without any asset_id", batch([GOOD, GOOD], asset_id=None),
      "schema: data.readings[0] must contain ['asset_id'] properties"),
     ("reading not an object", batch([GOOD, 5]), "schema: data.readings[1] must be object"),
@@ -401,7 +411,9 @@ good_names = st.sampled_from(["a", "b", "temp", "vib", "Ü"])
 odd_names = st.sampled_from(["", "x" * 257])
 good_values = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.none(),
                         st.integers(min_value=-(2**63), max_value=2**64 - 1))
-odd_values = st.one_of(st.booleans(), st.text(max_size=3), st.just([1.0]), st.just({}))
+odd_values: st.SearchStrategy[Any] = st.one_of(
+    st.booleans(), st.text(max_size=3), st.just([1.0]), st.just({})
+)
 good_ids = st.sampled_from(["pump-1", "ü-2", "a", "p" * 256, "gw 1"])
 odd_ids = st.one_of(st.sampled_from(["", " p", "p ", "p\n", "p\x00q", "p" * 257, 7]),
                     st.text(max_size=4), st.none())

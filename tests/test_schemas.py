@@ -1,0 +1,194 @@
+"""The schemas are valid, their examples pass, and what the codec emits matches them."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import schemas
+from streams.codec import encode_anomaly, encode_dead_letter, loads
+from streams.decode import decode_telemetry
+from streams.records import Anomaly, Reading, Rejection
+
+NAMES = ["alert.v1", "anomaly.v1", "control-command.v1", "dead-letter.v1", "status-event.v1",
+         "telemetry.v1"]
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def reference(name: str) -> jsonschema.Draft202012Validator:
+    """The reference validator, asserting formats as well."""
+    return jsonschema.Draft202012Validator(
+        schemas.load(name), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def examples() -> list[tuple[str, Any]]:
+    return [(name, ex) for name in NAMES for ex in schemas.load(name)["examples"]]
+
+
+def test_names() -> None:
+    assert schemas.names() == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schema_is_valid_draft_2020_12(name: str) -> None:
+    schema = schemas.load(name)
+    assert schema["$schema"] == DRAFT
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_schema_is_documented(name: str) -> None:
+    schema = schemas.load(name)
+    assert schema["$id"].endswith(f"/{name}.json")
+    assert schema["title"] and len(schema["description"]) > 80
+    assert len(schema["examples"]) >= 2
+
+
+@pytest.mark.parametrize(("name", "example"), examples())
+def test_every_example_validates(name: str, example: Any) -> None:
+    reference(name).validate(example)
+    assert schemas.validator(name)(example) == example
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_typos_are_caught(name: str) -> None:
+    example = dict(schemas.load(name)["examples"][0])
+    example["asset_idd"] = "x"
+    assert not reference(name).is_valid(example)
+    with pytest.raises(schemas.ValidationError):
+        schemas.validator(name)(example)
+
+
+def test_load_returns_a_fresh_copy_and_validator_is_cached() -> None:
+    schemas.load("alert.v1")["title"] = "changed"
+    assert schemas.load("alert.v1")["title"] == "Alert (v1)"
+    assert schemas.validator("alert.v1") is schemas.validator("alert.v1")
+
+
+def test_unknown_names_are_refused() -> None:
+    with pytest.raises(KeyError, match=re.escape("no schema '../pyproject'")):
+        schemas.load("../pyproject")
+    with pytest.raises(KeyError, match=r"has no \$defs/nope"):
+        schemas.validator("telemetry.v1", "nope")
+
+
+# --- telemetry -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("example", schemas.load("telemetry.v1")["examples"])
+def test_telemetry_examples_decode_to_readings(example: dict[str, Any]) -> None:
+    readings = decode_telemetry(orjson.dumps(example))
+    assert isinstance(readings, list), readings
+    assert len(readings) == len(example.get("readings", [example]))
+    assert all(isinstance(r, Reading) and r.asset_id for r in readings)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"asset_id": "p", "ts": 1767225600000, "signals": {"t": 1}, "readings": []},
+        {"readings": [{"ts": 1767225600000, "signals": {"t": 1}}]},
+        {"asset_id": "p", "ts": 1767225600000, "signals": {"t": "1"}},
+        {"asset_id": "p", "ts": 1767225600000, "signals": {}},
+        {"asset_id": "p\n", "ts": 1767225600000, "signals": {"t": 1}},
+    ],
+    ids=["both forms", "batch without any asset id", "string value", "no signals",
+         "trailing newline in asset id"],
+)
+def test_telemetry_schema_refuses(doc: dict[str, Any]) -> None:
+    assert not reference("telemetry.v1").is_valid(doc)
+
+
+# --- status events -------------------------------------------------------------------------
+
+def test_status_event_kinds_do_not_mix() -> None:
+    state, result = (schemas.load("status-event.v1")["examples"][i] for i in (0, 2))
+    assert state["kind"] == "state" and result["kind"] == "command_result"
+    mixed = {**state, "kind": "command_result"}
+    assert not reference("status-event.v1").is_valid(mixed)
+
+
+# --- what the codec emits validates --------------------------------------------------------
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+unit = st.floats(min_value=0.0, max_value=1.0)
+ids = st.text(min_size=1, max_size=20)
+anomalies = st.builds(
+    Anomaly,
+    inference_id=ids,
+    asset_id=ids,
+    ts_ms=st.integers(min_value=946_684_800_000, max_value=4_102_444_799_999),
+    model_id=ids,
+    model_version=st.integers(min_value=1, max_value=1000),
+    score=finite,
+    severity=unit,
+    sensitivity=st.integers(min_value=1, max_value=100),
+    threshold=unit,
+    contributions=st.dictionaries(st.text(max_size=10), finite, max_size=5),
+    filled=st.booleans(),
+    replay_id=st.none() | ids,
+)
+
+
+ANOMALY = reference("anomaly.v1")
+DEAD_LETTER = reference("dead-letter.v1")
+
+
+@given(anomalies)
+def test_encode_anomaly_validates(a: Anomaly) -> None:
+    record = loads(encode_anomaly(a))
+    ANOMALY.validate(record)
+    schemas.validator("anomaly.v1")(record)  # fastjsonschema asserts format: date-time
+    assert record["ts"] == a.ts_ms
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(record["ts_iso"]) == epoch + timedelta(milliseconds=a.ts_ms)
+
+
+@given(
+    reason=st.text(min_size=1, max_size=50),
+    raw=st.binary(max_size=64),
+    asset_id=st.none() | ids,
+    key=st.none() | st.binary(max_size=16),
+    partition=st.integers(min_value=0, max_value=1000),
+    offset=st.integers(min_value=0, max_value=2**62),
+    received_at_ms=st.integers(min_value=0, max_value=2**45),
+)
+def test_encode_dead_letter_validates(
+    reason: str, raw: bytes, asset_id: str | None, key: bytes | None, partition: int,
+    offset: int, received_at_ms: int,
+) -> None:
+    out = encode_dead_letter(Rejection(reason, raw, asset_id), source_topic="telemetry",
+                             partition=partition, offset=offset, key=key,
+                             received_at_ms=received_at_ms)
+    record = loads(out)
+    DEAD_LETTER.validate(record)
+    assert base64.b64decode(record["raw_b64"], validate=True) == raw
+
+
+@given(st.binary(max_size=200))
+def test_dead_letters_of_decoder_rejections_validate(raw: bytes) -> None:
+    result = decode_telemetry(raw, key=b"pump-1")
+    if isinstance(result, Rejection):
+        out = encode_dead_letter(result, source_topic="telemetry", partition=0, offset=0,
+                                 key=b"pump-1", received_at_ms=0)
+        record = loads(out)
+        DEAD_LETTER.validate(record)
+        schemas.validator("dead-letter.v1")(record)
+
+
+def test_anomaly_example_round_trips_through_the_codec() -> None:
+    ex = schemas.load("anomaly.v1")["examples"][0]
+    a = Anomaly(ex["inference_id"], ex["asset_id"], ex["ts"], ex["model_id"],
+                ex["model_version"], ex["score"], ex["severity"], ex["sensitivity"],
+                ex["threshold"], ex["contributions"], ex["filled"], ex["replay_id"])
+    assert loads(encode_anomaly(a)) == ex
+    assert math.isclose(1 - ex["sensitivity"] / 100, ex["threshold"])
