@@ -13,6 +13,15 @@ alarms more than it lowered missed ones, see docs/detectors.md):
 * ``T² = zᵀ P z``; the score is ``√(T² / d)`` (root mean square, in standard deviations);
 * signal ``j``'s contribution is its share of ``T²``, ``max(z_j · (P z)_j, 0)``, normalised.
 
+With ``flatline=True`` (the default) a stuck sensor is evidence too. For each signal the
+fit records ``f_j``, the 0.1 % quantile of the range (max − min) of training windows of
+``|W| + 1`` points; when the range of ``W ∪ {x}`` falls below it, ``flat_j = 2·ln(f_j / range)``
+(capped at 20; an exactly flat window gets the cap). A signal whose training windows are
+ever flat (``f_j = 0``, e.g. a quantised one) gives no such evidence, and by construction the
+evidence appears in only ~0.1 % of training windows, so it barely moves the calibration.
+The score becomes ``√(T² / d) + max_j flat_j``. The range is exact arithmetic on the
+window's own values, so a restored window scores bit-for-bit as the original would.
+
 Online, per asset, only ``μ`` and ``σ²`` adapt (exponentially, rate ``alpha``, from the
 points the scorer lets it learn: never from anomalous ones); the correlation structure stays
 the fitted one, shared by every asset. So the per-asset state is ``2·d`` floats.
@@ -48,6 +57,21 @@ from streams.window import SlidingWindow
 _MIN_STD = 1e-9
 _REL_MIN_STD = 1e-6  # a signal constant in training gets σ = 1e-6 · max(1, |μ|)
 _VAR_FLOOR_FACTOR = 0.5
+_FLAT_QUANTILE = 0.001
+_FLAT_CAP = 20.0
+
+
+def flat_floor(rows: np.ndarray, window_size: int, q: float = _FLAT_QUANTILE) -> np.ndarray:
+    """Per signal, the ``q`` quantile over training of the range in windows of ``window_size + 1``.
+
+    >>> flat_floor(np.array([[0.0], [1.0], [0.0], [1.0]]), 1).tolist()
+    [1.0]
+    >>> flat_floor(np.array([[0.0], [0.0], [1.0], [1.0]]), 1).tolist()  # flat windows happen
+    [0.0]
+    """
+    views = np.lib.stride_tricks.sliding_window_view(rows, window_size + 1, axis=0)
+    ranges: np.ndarray = np.quantile(views.max(axis=2) - views.min(axis=2), q, axis=0)
+    return ranges
 
 
 def _std_floor(mean: float) -> float:
@@ -66,6 +90,7 @@ class MahalanobisModel:
     alpha: float = 0.0
     shrinkage: float = 0.1
     smooth: bool = False
+    flat_range: tuple[float, ...] = ()
     kind: str = "mahalanobis"
 
     @classmethod
@@ -77,6 +102,7 @@ class MahalanobisModel:
         alpha: float = 0.0,
         shrinkage: float = 0.1,
         smooth: bool = False,
+        flatline: bool = True,
     ) -> MahalanobisModel:
         """Fit on training rows (shape: points × signals, no NaN).
 
@@ -103,6 +129,7 @@ class MahalanobisModel:
         shrunk = (1.0 - shrinkage) * corr + shrinkage * np.eye(len(signals))
         precision = np.linalg.inv(shrunk)
         precision = (precision + precision.T) / 2.0
+        flat_range = flat_floor(rows, window_size) if flatline else np.zeros(0)
         return cls(
             signals=tuple(signals),
             window_size=window_size,
@@ -112,6 +139,7 @@ class MahalanobisModel:
             alpha=float(alpha),
             shrinkage=float(shrinkage),
             smooth=bool(smooth),
+            flat_range=tuple(float(v) for v in flat_range),
         )
 
     def build(self, state: Mapping[str, Any] | None = None) -> Mahalanobis:
@@ -132,6 +160,7 @@ class MahalanobisModel:
             "alpha": self.alpha,
             "shrinkage": self.shrinkage,
             "smooth": self.smooth,
+            "flat_range": list(self.flat_range),
         }
 
     @classmethod
@@ -145,6 +174,7 @@ class MahalanobisModel:
             alpha=float(d["alpha"]),
             shrinkage=float(d["shrinkage"]),
             smooth=bool(d["smooth"]),
+            flat_range=tuple(float(v) for v in d.get("flat_range", ())),
         )
 
 
@@ -177,12 +207,34 @@ class Mahalanobis:
         t2 = max(sum(map(operator.mul, z, pz)), 0.0)
         d = len(z)
         score = math.sqrt(t2 / d)
+        if model.flat_range and n:
+            flat = self._flat(x, window)
+            worst = max(flat)
+            if worst > 0.0:
+                score += worst
+                parts = [p / d + f * f for p, f in zip(parts, flat, strict=True)]
         total = math.fsum(parts)
         if total > 0 and math.isfinite(total):
             contributions = tuple(p / total for p in parts)
         else:
             contributions = (1.0 / d,) * d
         return DetectorScore(score=score, contributions=contributions)
+
+    def _flat(self, x: Sequence[float], window: SlidingWindow) -> list[float]:
+        """Per signal, how far the range of ``W ∪ {x}`` fell below the training floor (0: not)."""
+        out = []
+        for col, v, floor in zip(zip(*window, strict=True), x, self.model.flat_range, strict=True):
+            if floor <= _MIN_STD:
+                out.append(0.0)
+                continue
+            spread = max(max(col), v) - min(min(col), v)
+            if spread >= floor:
+                out.append(0.0)
+            elif spread <= 0.0:
+                out.append(_FLAT_CAP)
+            else:
+                out.append(min(2.0 * math.log(floor / spread), _FLAT_CAP))
+        return out
 
     def learn_one(self, x: Sequence[float], window: SlidingWindow) -> None:
         a = self.model.alpha
