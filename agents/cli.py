@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from agents.broker import BrokerError, resolved_broker
+from agents.model_cli import model_group
 from agents.model_store import ModelStoreError
 from agents.settings import Settings
 from agents.worker import ConfigError
@@ -86,6 +87,9 @@ def demo(broker: str | None, assets: int, points: int, rate: float, seed: int) -
     settings = Settings.from_env(os.environ, broker=broker)
     ok = run_demo(settings, DemoOptions(assets=assets, points=points, rate=rate, seed=seed))
     sys.exit(0 if ok else 1)
+
+
+cli.add_command(model_group)
 
 
 def main() -> None:

@@ -8,11 +8,18 @@ from agents.broker import TopicSpec
 from agents.settings import Settings
 
 
+def registry_topic(settings: Settings) -> str:
+    """The model registry: ``<prefix>.models``, compacted, keyed ``model_id/version``."""
+    return f"{settings.topics.prefix}.models"
+
+
 def topic_specs(settings: Settings, telemetry: Iterable[str] = ()) -> list[TopicSpec]:
     """Telemetry (the default topic and any an inference names), anomalies (compacted: a replay
-    overwrites by key) and dead letters.
+    overwrites by key), dead letters, and the model registry.
 
-    All share one partition count: state, input and output are co-partitioned by asset.
+    Telemetry, anomalies and dead letters share one partition count: state, input and output
+    are co-partitioned by asset. The registry is not keyed by asset: one partition keeps its
+    records in one order, and it is small.
     """
     t = settings.topics
     n = settings.partitions
@@ -21,4 +28,5 @@ def topic_specs(settings: Settings, telemetry: Iterable[str] = ()) -> list[Topic
         *(TopicSpec(name, n) for name in inputs),
         TopicSpec(t.anomalies, n, {"cleanup.policy": "compact"}),
         TopicSpec(t.dead_letter, n),
+        TopicSpec(registry_topic(settings), 1, {"cleanup.policy": "compact"}),
     ]

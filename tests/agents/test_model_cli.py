@@ -1,0 +1,224 @@
+"""``assetwatch model``: train from CSV and JSON, failures, the store's checks, list/show/evaluate."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from agents.cli import cli
+from agents.model_store import ModelStore, ModelStoreError
+from streams.inference import InferenceConfig
+from streams.lifecycle import ModelStatus
+from streams.scoring import AssetScorer
+from streams.simulate import SIGNALS, Fault, generate_fleet, pump_series
+
+T0 = 1_767_225_600_000
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner(env={"ASSETWATCH_BROKER": None, "ASSETWATCH_MODELS_DIR": None,
+                          "ASSETWATCH_TOPIC_PREFIX": None})
+
+
+def write_pump_csv(path: Path, points: int = 400, seed: int = 0, delimiter: str = ",") -> Path:
+    rows = pump_series(points, np.random.default_rng(seed))
+    lines = [delimiter.join(("ts", *SIGNALS))]
+    lines += [delimiter.join((str(T0 + i * 1000), *(f"{v:.5f}" for v in r))) for i, r in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def train(runner: CliRunner, models: Path, file: Path, *args: str) -> Result:
+    return runner.invoke(cli, ["model", "train", str(file), "--models", str(models), *args])
+
+
+def one_error_line(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("assetwatch: error: "), result.stderr
+    return lines[0]
+
+
+def test_a_model_trained_from_csv_is_completed_loads_and_scores(runner: CliRunner, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    result = train(runner, models, write_pump_csv(tmp_path / "pump.csv"), "--name", "pump", "--window", "8")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.index("pump/1: created") < out.index("pump/1: running") < out.index("pump/1: completed")
+    assert "signal" in out and "longest run" in out and "calibration:" in out
+    store = ModelStore(models)
+    record = store.load_record("pump", 1)
+    assert record is not None and record.status is ModelStatus.COMPLETED
+    assert record.content_hash == (models / "pump" / "v1.sha256").read_text().strip()
+    assert record.algorithm == "mahalanobis" and record.signals == SIGNALS and record.quality is not None
+    model = store.load("pump")
+    scorer = AssetScorer(InferenceConfig("inf", "pump", "t"), model)
+    state = scorer.new_state()
+    fleet = generate_fleet(["p1"], points=40, start_ms=T0, interval_ms=1000, seed=9)
+    kinds = [scorer.process(state, r).kind for r in fleet.readings]
+    assert kinds.count("scored") == 40 - 8
+
+
+def test_a_model_trained_from_json_is_completed(runner: CliRunner, tmp_path: Path) -> None:
+    rows = pump_series(300, np.random.default_rng(1))
+    doc = {"signalNames": list(SIGNALS),
+           "data": [{"timestamp": T0 + i * 500, "values": [None if i % 50 == 7 else float(v) for v in r]}
+                    for i, r in enumerate(rows)]}
+    path = tmp_path / "pump.json"
+    path.write_bytes(orjson.dumps(doc))
+    result = train(runner, tmp_path / "m", path, "--name", "js", "--signals", "temp", "--json")
+    assert result.exit_code == 0, result.output
+    record = orjson.loads(result.stdout)
+    assert record["status"] == "completed" and record["algorithm"] == "zscore"
+    assert record["interval_ms"] == 500 and record["signals"] == ["temp"]
+    assert record["quality"]["signals"][0]["missing"] == 6
+    model = ModelStore(tmp_path / "m").load("js")
+    assert model.signals == ("temp",) and model.interval_ms == 500
+
+
+def test_target_far_and_ranges_on_the_command_line(runner: CliRunner, tmp_path: Path) -> None:
+    csv = write_pump_csv(tmp_path / "pump.csv", points=800, delimiter=";")
+    result = train(runner, tmp_path / "m", csv, "--name", "p", "--target-far", "0.02",
+                   "--from", "2026-01-01T00:00:00Z", "--to", str(T0 + 600_000), "--json")
+    assert result.exit_code == 0, result.output
+    record = orjson.loads(result.stdout)
+    assert record["quality"]["slots"] == 600
+    assert 1 <= record["sensitivity"] <= 100 and record["achieved_far"] <= 0.02
+    text = train(runner, tmp_path / "m", csv, "--name", "p", "--target-far", "0.02").stdout
+    assert "sensitivity" in text and "meets it on the held-out" in text
+
+
+def _text(body: str) -> object:
+    def make(path: Path) -> Path:
+        path.write_text(body)
+        return path
+
+    return make
+
+
+def _nan_column(path: Path) -> Path:
+    path.write_text("ts,a,b\n" + "".join(f"{i * 1000},{i % 5},\n" for i in range(50)))
+    return path
+
+
+FAILURES = [
+    ("empty file", _text(""), [], "empty file"),
+    ("unknown signal", lambda p: write_pump_csv(p, 60), ["--signals", "temp,flow"], "unknown signal 'flow'"),
+    ("non-numeric column", _text("ts,a,s\n0,1,on\n1,2,off\n"), ["--signals", "a,s"],
+     "signal 's' is not numeric"),
+    ("too few points", lambda p: write_pump_csv(p, 12), ["--window", "16"], "too few points for the window"),
+    ("all-NaN signal", _nan_column, [], "signal 'b' has no values"),
+    ("no numeric signals", _text("ts,s\n0,on\n1,off\n"), [], "no numeric signals"),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "args", "reason"), FAILURES, ids=[f[0] for f in FAILURES])
+def test_each_failure_is_one_line_and_a_failed_record(
+    runner: CliRunner, tmp_path: Path, case: str, make: object, args: list[str], reason: str
+) -> None:
+    path = make(tmp_path / "data.csv")  # type: ignore[operator]
+    result = train(runner, tmp_path / "m", path, "--name", "bad", *args)
+    line = one_error_line(result)
+    assert reason in line and "model bad/1 failed" in line
+    store = ModelStore(tmp_path / "m")
+    record = store.load_record("bad", 1)
+    assert record is not None and record.status is ModelStatus.FAILED and reason in (record.reason or "")
+    assert [s.value for s, _ in record.lifecycle.history] == ["created", "running", "failed"]
+    assert store.versions("bad") == []  # no artifact
+    with pytest.raises(ModelStoreError):
+        store.load("bad", 1)
+
+
+def test_bad_options_are_one_line_too(runner: CliRunner, tmp_path: Path) -> None:
+    csv = write_pump_csv(tmp_path / "pump.csv", 60)
+    line = one_error_line(train(runner, tmp_path / "m", csv, "--name", "x", "--from", "1", "--from", "2",
+                                "--to", "3"))
+    assert "--from" in line
+    line = one_error_line(train(runner, tmp_path / "m", csv, "--name", "../up"))
+    assert "model name" in line
+
+
+@pytest.fixture
+def trained(runner: CliRunner, tmp_path: Path) -> Path:
+    models = tmp_path / "models"
+    assert train(runner, models, write_pump_csv(tmp_path / "pump.csv"), "--name", "pump").exit_code == 0
+    return models
+
+
+def test_a_tampered_artifact_is_refused(runner: CliRunner, trained: Path, tmp_path: Path) -> None:
+    artifact = trained / "pump" / "v1.json"
+    artifact.write_bytes(artifact.read_bytes().replace(b'"window_size": 16', b'"window_size": 15'))
+    with pytest.raises(ModelStoreError, match="content hash mismatch"):
+        ModelStore(trained).load("pump")
+    line = one_error_line(runner.invoke(cli, ["model", "evaluate", "pump", str(tmp_path / "pump.csv"),
+                                              "--label-column", "vib", "--models", str(trained)]))
+    assert "content hash mismatch" in line
+
+
+def test_a_truncated_artifact_is_refused(trained: Path) -> None:
+    artifact = trained / "pump" / "v1.json"
+    artifact.write_bytes(artifact.read_bytes()[:100])
+    with pytest.raises(ModelStoreError, match="content hash mismatch"):
+        ModelStore(trained).load("pump")
+
+
+def test_an_artifact_and_hash_file_replaced_together_still_disagree_with_the_record(trained: Path) -> None:
+    artifact = trained / "pump" / "v1.json"
+    body = artifact.read_bytes().replace(b'"window_size": 16', b'"window_size": 15')
+    artifact.write_bytes(body)
+    (trained / "pump" / "v1.sha256").write_text(hashlib.sha256(body).hexdigest() + "\n")
+    with pytest.raises(ModelStoreError, match="mismatch with its record"):
+        ModelStore(trained).load("pump")
+
+
+def test_versions_list_and_show(runner: CliRunner, trained: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "empty.csv"
+    bad.write_text("")
+    assert train(runner, trained, bad, "--name", "pump").exit_code == 2
+    assert train(runner, trained, tmp_path / "pump.csv", "--name", "pump").exit_code == 0
+    listed = runner.invoke(cli, ["model", "list", "--models", str(trained)])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "version", "status"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["pump", "1", "completed"], ["pump", "2", "failed"], ["pump", "3", "completed"]]
+    shown = runner.invoke(cli, ["model", "show", "pump", "--version", "2", "--models", str(trained)])
+    assert shown.exit_code == 0 and "pump/2: failed: empty file" in shown.stdout
+    shown = runner.invoke(cli, ["model", "show", "pump", "--models", str(trained), "--json"])
+    assert orjson.loads(shown.stdout)["version"] == 3
+    assert ModelStore(trained).load("pump").version == 3
+    line = one_error_line(runner.invoke(cli, ["model", "show", "nope", "--models", str(trained)]))
+    assert "no record of model 'nope'" in line
+
+
+def test_list_of_an_empty_store(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["model", "list", "--models", str(tmp_path / "none")])
+    assert result.exit_code == 0 and result.stdout.strip() == "no models"
+
+
+def test_evaluate_on_labelled_data(runner: CliRunner, trained: Path, tmp_path: Path) -> None:
+    faults = [Fault("p", "spike", 150, 10), Fault("p", "stuck", 300, 60)]
+    fleet = generate_fleet(["p"], points=500, start_ms=T0, interval_ms=1000, seed=3, faults=faults)
+    spans = [f.ts_range(T0, 1000) for f in faults]
+    lines = ["ts," + ",".join(SIGNALS) + ",anomaly"]
+    for r in fleet.readings:
+        label = int(any(a <= r.ts_ms < b for a, b in spans))
+        lines.append(f"{r.ts_ms}," + ",".join(f"{r.signals[s]:.5f}" for s in SIGNALS) + f",{label}")
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("\n".join(lines) + "\n")
+    args = ["model", "evaluate", "pump", str(labelled), "--models", str(trained)]
+    text = runner.invoke(cli, args)
+    assert text.exit_code == 0, text.output
+    for needle in ("precision", "recall", "F1", "FAR", "MAR", "false-alarm rate on the training data"):
+        assert needle in text.stdout
+    result = orjson.loads(runner.invoke(cli, [*args, "--json", "--sensitivity", "80"]).stdout)
+    assert result["sensitivity"] == 80 and result["tp"] + result["fn"] == 70
+    assert result["recall"] > 0 and result["expected_training_far_pct"] is not None
+    line = one_error_line(runner.invoke(cli, [*args, "--label-column", "label"]))
+    assert "unknown signal 'label'" in line
