@@ -11,24 +11,25 @@ Run: ``python -m benchmarks.baselines MODE BOOTSTRAP TOPIC PARTITIONS WEB_PORT A
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import replace
 from typing import Any
 
 import faust
 from faust.worker import Worker
 from river import anomaly, preprocessing
 
+from agents.app import create_app
+from agents.settings import Settings
+
 
 def build(
     mode: str, bootstrap: str, topic: str, partitions: int, port: int, app_id: str
 ) -> faust.App:
-    app = faust.App(
-        app_id, broker=f"kafka://{bootstrap}", store="memory://", topic_partitions=partitions,
-        consumer_auto_offset_reset="earliest", broker_session_timeout=2.0,
-        broker_heartbeat_interval=0.2, broker_rebalance_timeout=2.0, broker_commit_interval=0.5,
-        stream_recovery_delay=0.0, producer_max_batch_size=1, web_enabled=True,
-        web_host="127.0.0.1", web_port=port,
-    )
+    """The same app factory and settings as an assetwatch worker; only the agent differs."""
+    settings = replace(Settings(), app_id=app_id, partitions=partitions, web_port=port)
+    app = create_app(settings, bootstrap)
     source = app.topic(topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
     counts = {"received": 0}
 
@@ -43,8 +44,7 @@ def build(
                 counts["received"] += 1
         return app
 
-    windows = app.Table("naive-windows", default=list, partitions=partitions,
-                        key_serializer="json", value_serializer="json")
+    windows = app.Table("naive-windows", default=list, partitions=partitions, key_type=str)
     out = app.topic(f"{topic}.naive-out", key_serializer="raw", value_serializer="raw",
                     partitions=partitions)
     models: dict[str, Any] = {}
@@ -73,7 +73,8 @@ def build(
 def main() -> None:
     mode, bootstrap, topic, partitions, port, app_id = sys.argv[1:7]
     app = build(mode, bootstrap, topic, int(partitions), int(port), app_id)
-    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    loglevel = os.environ.get("BENCH_LOGLEVEL", "warning")
+    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
 if __name__ == "__main__":

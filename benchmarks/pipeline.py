@@ -19,8 +19,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -37,6 +39,7 @@ from streams.simulate import SIGNALS, generate_fleet, training_rows
 
 START_MS = 1_767_225_600_000
 PARTITIONS = 8
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -85,49 +88,57 @@ class Bench:
         producer.flush(60)
         return len(fleet.readings), messages
 
-    def time_worker(self, name: str, start: WorkerProcess | subprocess.Popen[bytes], status, points: int,  # type: ignore[no-untyped-def]
-                    messages: int, pid: int) -> Result:
+    def time_worker(self, name: str, proc: subprocess.Popen[bytes], status: Callable[[], Any],
+                    target: int, points: int, messages: int, log: Path) -> Result:
+        """Time from the first message the worker reports received until ``target`` of them."""
         t_first = t_last = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+                raise RuntimeError(f"{name}: worker exited with {proc.returncode}:\n{tail}")
             st = status() or {}
             n = st.get("counts", {}).get("received", 0)
             now = time.monotonic()
             if n and t_first is None:
                 t_first = now
-            if n >= (points if name.startswith("assetwatch") else messages if "empty" in name else points):
+            if n >= target:
                 t_last = now
                 break
             time.sleep(0.02)  # polling interval of a deadline-bounded wait
         if t_first is None or t_last is None:
-            raise RuntimeError(f"{name}: did not finish")
-        return Result(name, points, messages, t_last - t_first, peak_rss_mb(pid))
+            raise RuntimeError(f"{name}: did not finish within the deadline")
+        return Result(name, points, messages, t_last - t_first, peak_rss_mb(proc.pid))
 
     def run_assetwatch(self, points_per_asset: int, per_message: int) -> Result:
         settings, inf = self.fresh()
         points, messages = self.preload(settings, points_per_asset, per_message)
+        log = self.workdir / "worker.log"
         w = WorkerProcess(self.bootstrap, inf, self.workdir / "models", settings.app_id,
-                          settings.topics.prefix, PARTITIONS, log_path=self.workdir / "worker.log")
+                          settings.topics.prefix, PARTITIONS, log_path=log)
         with w:
             assert w.proc is not None
-            return self.time_worker(f"assetwatch, {per_message} reading(s)/message", w, w.status,
-                                    points, messages, w.proc.pid)
+            return self.time_worker(f"assetwatch, {per_message} reading(s)/message", w.proc,
+                                    w.status, points, points, messages, log)
 
     def run_baseline(self, mode: str, points_per_asset: int, per_message: int) -> Result:
         settings, _ = self.fresh()
         points, messages = self.preload(settings, points_per_asset, per_message)
         port = _free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.baselines", mode, self.bootstrap,
-             settings.topics.telemetry, str(PARTITIONS), str(port), settings.app_id],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / f"{mode}.log", "ab"),  # noqa: SIM115
-        )
+        log = self.workdir / f"{mode}.log"
+        with open(log, "ab") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.baselines", mode, self.bootstrap,
+                 settings.topics.telemetry, str(PARTITIONS), str(port), settings.app_id],
+                stdout=log_file, stderr=log_file, cwd=REPO,
+            )
         probe = WorkerProcess.__new__(WorkerProcess)
         probe.web_port = port
         try:
             label = "Faust empty agent (floor)" if mode == "empty" else "naive Faust + River HST"
+            target = messages if mode == "empty" else points
             return self.time_worker(f"{label}, {per_message} reading(s)/message", proc,
-                                    probe.status, points, messages, proc.pid)
+                                    probe.status, target, points, messages, log)
         finally:
             proc.terminate()
             proc.wait(20)
