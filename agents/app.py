@@ -9,6 +9,7 @@ import faust
 from agents.settings import Settings
 
 MAX_FETCH_BYTES = 16 * 1024 * 1024
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 def create_app(settings: Settings, bootstrap: str) -> faust.App:
@@ -30,6 +31,8 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         # larger than the edge's size limit, so an oversize record is fetched and dead-lettered
         # instead of stalling its partition (brokers without KIP-74 never return it otherwise)
         consumer_max_fetch_size=MAX_FETCH_BYTES,
+        # a dead letter carries its original whole up to 1 MiB: 1.4 MB of base64 plus fields
+        producer_max_request_size=MAX_REQUEST_BYTES,
         stream_recovery_delay=0.0,
         web_enabled=True,
         web_host=settings.web_host,

@@ -24,6 +24,7 @@ b'{"asset_id":"pump-1","ts":1767225600000,"signals":{"temp":71.2}}'
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,11 @@ __all__ = [
 
 #: What :func:`loads` raises on bad input (a subclass of ``ValueError``).
 JSONDecodeError = orjson.JSONDecodeError
+
+#: originals up to this size are dead-lettered whole (the edge's own size limit)
+DEAD_LETTER_MAX_RAW_BYTES = 1_048_576
+#: what is kept of a larger original
+DEAD_LETTER_PREFIX_BYTES = 65_536
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -152,17 +158,26 @@ def encode_dead_letter(
     offset: int,
     key: bytes | None,
     received_at_ms: int,
+    max_raw_bytes: int = DEAD_LETTER_MAX_RAW_BYTES,
 ) -> bytes:
     """The dead-letter record (``schemas/dead-letter.v1.json``) of a rejected input.
 
     The original value travels as base64 in ``raw_b64``; the key as UTF-8 text, plus its
-    exact bytes in ``key_b64`` when it is not valid UTF-8.
+    exact bytes in ``key_b64`` when it is not valid UTF-8. An original longer than
+    ``max_raw_bytes`` keeps only its first :data:`DEAD_LETTER_PREFIX_BYTES` bytes
+    (``raw_truncated``), with ``raw_size`` and ``raw_sha256`` of the whole; the whole stays
+    on the source topic at the recorded partition and offset.
 
     >>> r = Rejection("not JSON: unexpected end of data at line 1 column 2", b"{")
     >>> rec = loads(encode_dead_letter(r, source_topic="telemetry", partition=0, offset=7,
     ...                                key=b"pump-1", received_at_ms=1767225600000))
-    >>> rec["raw_b64"], rec["key"], rec["reason"][:8]
-    ('ew==', 'pump-1', 'not JSON')
+    >>> rec["raw_b64"], rec["key"], rec["reason"][:8], rec["raw_truncated"]
+    ('ew==', 'pump-1', 'not JSON', False)
+    >>> big = loads(encode_dead_letter(Rejection("oversize", b"x" * 10), source_topic="t",
+    ...                                partition=0, offset=1, key=None, received_at_ms=0,
+    ...                                max_raw_bytes=4))
+    >>> big["raw_size"], big["raw_truncated"], len(big["raw_sha256"])
+    (10, True, 64)
     """
     record: dict[str, Any] = {
         "source_topic": source_topic,
@@ -171,9 +186,17 @@ def encode_dead_letter(
         "key": None,
         "asset_id": rejection.asset_id,
         "reason": rejection.reason,
-        "raw_b64": base64.b64encode(rejection.raw).decode("ascii"),
+        "raw_b64": "",
+        "raw_size": len(rejection.raw),
+        "raw_truncated": False,
         "received_at": received_at_ms,
     }
+    raw = rejection.raw
+    if len(raw) > max_raw_bytes:
+        record["raw_sha256"] = hashlib.sha256(raw).hexdigest()
+        record["raw_truncated"] = True
+        raw = raw[: min(DEAD_LETTER_PREFIX_BYTES, max_raw_bytes)]
+    record["raw_b64"] = base64.b64encode(raw).decode("ascii")
     if key is not None:
         try:
             record["key"] = bytes(key).decode("utf-8")

@@ -200,7 +200,8 @@ def test_encode_dead_letter_keeps_the_original_bytes() -> None:
     assert record == {
         "source_topic": "telemetry", "partition": 2, "offset": 41, "key": "pump-1",
         "asset_id": "pump-1", "reason": "not JSON: x",
-        "raw_b64": base64.b64encode(raw).decode(), "received_at": T0 + 5,
+        "raw_b64": base64.b64encode(raw).decode(), "raw_size": len(raw), "raw_truncated": False,
+        "received_at": T0 + 5,
     }
     assert base64.b64decode(record["raw_b64"], validate=True) == raw
 
@@ -230,3 +231,16 @@ def test_records_are_frozen_so_encoding_cannot_change_them() -> None:
     encode_anomaly(a)
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.score = 0.0  # type: ignore[misc]
+
+
+def test_encode_dead_letter_keeps_a_prefix_and_the_hash_of_an_oversize_original() -> None:
+    import hashlib
+
+    from streams.codec import DEAD_LETTER_MAX_RAW_BYTES, DEAD_LETTER_PREFIX_BYTES
+
+    raw = bytes(range(256)) * (DEAD_LETTER_MAX_RAW_BYTES // 256 + 1)
+    record = dead_letter(Rejection("oversize: too big", raw), None)
+    assert record["raw_truncated"] is True
+    assert record["raw_size"] == len(raw)
+    assert record["raw_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert base64.b64decode(record["raw_b64"]) == raw[:DEAD_LETTER_PREFIX_BYTES]
