@@ -9,22 +9,14 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from agents.broker import client_config
-from streams.codec import dumps
+from streams.codec import encode_telemetry
 from streams.records import Reading
 
 
-def telemetry_value(readings: Sequence[Reading]) -> bytes:
-    """One telemetry message: the single form for one reading, the batch form for several."""
-    if len(readings) == 1:
-        r = readings[0]
-        return dumps({"asset_id": r.asset_id, "ts": r.ts_ms, "signals": dict(r.signals)})
-    return dumps({"readings": [
-        {"asset_id": r.asset_id, "ts": r.ts_ms, "signals": dict(r.signals)} for r in readings
-    ]})
-
-
 def make_producer(bootstrap: str, **extra: Any) -> Producer:
-    return Producer(client_config(bootstrap, **{"linger.ms": 5, **extra}))
+    """A producer whose keyed messages land on the key's home partition (Kafka's murmur2)."""
+    return Producer(client_config(
+        bootstrap, **{"linger.ms": 5, "partitioner": "murmur2_random", **extra}))
 
 
 def produce_readings(
@@ -48,7 +40,7 @@ def produce_readings(
 
 
 def _send(producer: Producer, topic: str, group: list[Reading]) -> None:
-    value = telemetry_value(group)
+    value = encode_telemetry(group)
     while True:
         try:
             producer.produce(topic, key=group[0].asset_id.encode(), value=value)

@@ -20,7 +20,7 @@ from typing import Any, cast
 import faust
 
 from agents.settings import Settings
-from streams.codec import encode_anomaly, encode_dead_letter
+from streams.codec import encode_anomaly, encode_dead_letter, encode_telemetry
 from streams.engine import Engine, Message
 
 
@@ -54,6 +54,11 @@ def register_scoring_agent(
         *engine.topics, key_serializer="raw", value_serializer="raw",
         partitions=settings.partitions,
     )
+    by_asset = {
+        name: app.topic(name, key_serializer="raw", value_serializer="raw",
+                        partitions=settings.partitions)
+        for name in engine.topics if name not in engine.source_topics
+    }
 
     def load(key: str) -> dict[str, Any] | None:
         value: dict[str, Any] | None = table.data.get(key)
@@ -78,6 +83,11 @@ def register_scoring_agent(
         for key, (partition, snap) in out.snapshots.items():
             table.data[key] = snap
             table.send_changelog(partition, key, snap)
+        for topic, partition, readings in out.forward:
+            by_asset[topic].send_soon(
+                key=readings[0].asset_id.encode(), value=encode_telemetry(readings),
+                partition=partition,
+            )
         for partition, anomaly in out.anomalies:
             anomalies.send_soon(
                 key=anomaly.key.encode(), value=encode_anomaly(anomaly), partition=partition
@@ -116,6 +126,6 @@ def register_scoring_agent(
             "ready": ready,
             "assigned_partitions": sorted(stats.assigned),
             "counts": dict(stats.counts),
-            "inferences": [s.inference.to_dict() for ss in engine.scorers_by_topic.values()
-                           for s in ss],
+            "inferences": [s.inference.to_dict() for t in engine.source_topics
+                           for s in engine.scorers_by_topic[t]],
         })

@@ -45,7 +45,7 @@ def load_inferences(path: Path) -> list[InferenceConfig]:
 def build_engine(settings: Settings, inferences: list[InferenceConfig]) -> Engine:
     store = ModelStore(settings.models_dir)
     scorers = [AssetScorer(cfg, store.load(cfg.model_id)) for cfg in inferences]
-    return Engine(scorers, load=lambda key: None)
+    return Engine(scorers, load=lambda key: None, partitions=settings.partitions)
 
 
 def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, PipelineStats]:

@@ -26,12 +26,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from streams.records import Anomaly, Rejection
+from streams.records import Anomaly, Reading, Rejection
 
 __all__ = [
     "JSONDecodeError",
@@ -204,3 +205,20 @@ def encode_dead_letter(
             record["key"] = bytes(key).decode("utf-8", errors="backslashreplace")
             record["key_b64"] = base64.b64encode(key).decode("ascii")
     return _dumps(record, option=_OPTIONS)
+
+
+def encode_telemetry(readings: Sequence[Reading]) -> bytes:
+    """One telemetry message (``schemas/telemetry.v1.json``): the single form for one reading,
+    the batch form for several.
+
+    >>> encode_telemetry([Reading("p1", 1767225600000, {"t": 1.5})])
+    b'{"asset_id":"p1","ts":1767225600000,"signals":{"t":1.5}}'
+    >>> loads(encode_telemetry([Reading("p1", 1, {}), Reading("p2", 2, {})]))["readings"][1]["asset_id"]
+    'p2'
+    """
+    if len(readings) == 1:
+        r = readings[0]
+        return dumps({"asset_id": r.asset_id, "ts": r.ts_ms, "signals": dict(r.signals)})
+    return dumps({"readings": [
+        {"asset_id": r.asset_id, "ts": r.ts_ms, "signals": dict(r.signals)} for r in readings
+    ]})

@@ -2,10 +2,18 @@
 
 Pure: the glue hands in messages (topic, partition, offset, key, bytes) and a ``load``
 function that returns an asset's last stored snapshot; the engine returns what to publish
-(anomalies, dead-letter rejections) and the snapshots to store, each with the partition it
-belongs to (the partition of the telemetry it came from, so that state, input and output are
-co-partitioned). Hot state stays in memory between batches; :meth:`Engine.drop_partitions`
-forgets the state of partitions this worker no longer owns.
+(anomalies, dead-letter rejections, forwarded readings) and the snapshots to store, each
+with the partition it belongs to.
+
+Every asset has a home partition (:func:`streams.partitioning.home_partition`): its state,
+its anomalies and the readings it is scored from all live there. A reading that arrives on
+its home partition is scored at once; one that arrives elsewhere (a gateway batch of several
+assets under one key, a producer with another partitioner) is returned in
+``BatchOutput.forward`` for the glue to send to the source topic's *by-asset* topic
+(:func:`by_asset_topic`) on the home partition, whence it comes back and is scored. So an
+asset is only ever scored in one place, whatever partition its readings arrive on. Hot
+state stays in memory between batches; :meth:`Engine.drop_partitions` forgets the state of
+partitions this worker no longer owns.
 
 >>> import numpy as np
 >>> from streams.model import fit_model, ModelParams
@@ -13,7 +21,8 @@ forgets the state of partitions this worker no longer owns.
 >>> from streams.scoring import AssetScorer
 >>> model = fit_model(np.random.default_rng(0).normal(size=(300, 1)),
 ...                   ModelParams(model_id="m", signals=("v",), window_size=4))
->>> engine = Engine([AssetScorer(InferenceConfig("inf", "m", "tele"), model)], load=lambda k: None)
+>>> scorer = AssetScorer(InferenceConfig("inf", "m", "tele"), model)
+>>> engine = Engine([scorer], load=lambda k: None, partitions=1)
 >>> t0 = 1_767_225_600_000
 >>> msgs = [Message("tele", 0, i, b"a", b'{"asset_id":"a","ts":%d,"signals":{"v":0.1}}' % (t0 + i))
 ...         for i in range(5)]
@@ -22,6 +31,13 @@ forgets the state of partitions this worker no longer owns.
 (6, 1, 1, 1)
 >>> sorted(out.snapshots)
 ['inf/a']
+
+With four partitions, asset ``a`` lives on partition 0; arriving on 1, it is forwarded:
+
+>>> elsewhere = Message("tele", 1, 0, b"a", msgs[0].value)
+>>> routed = Engine([scorer], load=lambda k: None, partitions=4).process_batch([elsewhere])
+>>> [(topic, part, [r.ts_ms for r in rs]) for topic, part, rs in routed.forward]
+[('tele.by-asset', 0, [1767225600000])]
 """
 
 from __future__ import annotations
@@ -32,7 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.decode import DecodeLimits, decode_telemetry
-from streams.records import Anomaly, Rejection
+from streams.partitioning import home_partition
+from streams.records import Anomaly, Reading, Rejection
 from streams.scoring import AssetScorer, AssetState
 
 Snapshot = dict[str, Any]
@@ -56,8 +73,17 @@ class BatchOutput:
 
     anomalies: list[tuple[int, Anomaly]] = field(default_factory=list)
     rejections: list[tuple[Message, Rejection]] = field(default_factory=list)
+    forward: list[tuple[str, int, list[Reading]]] = field(default_factory=list)
     snapshots: dict[str, tuple[int, Snapshot]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+
+
+BY_ASSET_SUFFIX = ".by-asset"
+
+
+def by_asset_topic(source_topic: str) -> str:
+    """The internal topic that carries a source topic's readings to their home partitions."""
+    return source_topic + BY_ASSET_SUFFIX
 
 
 def state_key(inference_id: str, asset_id: str) -> str:
@@ -72,23 +98,33 @@ class Engine:
         self,
         scorers: Iterable[AssetScorer],
         load: Loader,
+        partitions: int,
         limits: DecodeLimits | None = None,
     ) -> None:
         self.scorers_by_topic: dict[str, list[AssetScorer]] = {}
         for scorer in scorers:
             self.scorers_by_topic.setdefault(scorer.inference.topic, []).append(scorer)
+        for source in list(self.scorers_by_topic):
+            self.scorers_by_topic[by_asset_topic(source)] = self.scorers_by_topic[source]
+        self.partitions = partitions
         self.load = load
         self.limits = limits or DecodeLimits()
         self.states: dict[str, tuple[int, AssetState]] = {}
 
     @property
     def topics(self) -> list[str]:
+        """Every topic the engine reads: the sources and their by-asset topics."""
         return sorted(self.scorers_by_topic)
+
+    @property
+    def source_topics(self) -> list[str]:
+        return sorted(t for t in self.scorers_by_topic if not t.endswith(BY_ASSET_SUFFIX))
 
     def process_batch(self, messages: Sequence[Message]) -> BatchOutput:
         out = BatchOutput()
         counts = out.counts
         dirty: dict[str, int] = {}
+        forward: dict[tuple[str, int, str], list[Reading]] = {}
         for msg in messages:
             decoded = decode_telemetry(msg.value, msg.key, self.limits)
             if isinstance(decoded, Rejection):
@@ -96,26 +132,35 @@ class Engine:
                 counts["invalid"] += 1
                 out.rejections.append((msg, decoded))
                 continue
-            counts["received"] += len(decoded)
+            forwarded = msg.topic.endswith(BY_ASSET_SUFFIX)
+            if not forwarded:
+                counts["received"] += len(decoded)
             scorers = self.scorers_by_topic.get(msg.topic, ())
             for reading in decoded:
+                home = home_partition(reading.asset_id, self.partitions)
+                if home != msg.partition and not forwarded:
+                    target = by_asset_topic(msg.topic)
+                    forward.setdefault((target, home, reading.asset_id), []).append(reading)
+                    counts["forwarded"] += 1
+                    continue
                 for scorer in scorers:
                     if not scorer.inference.wants(reading.asset_id):
                         continue
                     key = state_key(scorer.inference.inference_id, reading.asset_id)
-                    state = self._state(key, msg.partition, scorer)
+                    state = self._state(key, home, scorer)
                     outcome = scorer.process(state, reading)
                     counts[outcome.kind] += 1
                     if outcome.kind == "duplicate":
                         continue
                     if outcome.filled:
                         counts["filled"] += 1
-                    dirty[key] = msg.partition
+                    dirty[key] = home
                     if outcome.anomaly is not None:
                         counts["anomalies"] += 1
-                        out.anomalies.append((msg.partition, outcome.anomaly))
+                        out.anomalies.append((home, outcome.anomaly))
         for key, partition in dirty.items():
             out.snapshots[key] = (partition, self.states[key][1].snapshot())
+        out.forward = [(topic, part, rs) for (topic, part, _), rs in forward.items()]
         return out
 
     def _state(self, key: str, partition: int, scorer: AssetScorer) -> AssetState:

@@ -16,6 +16,7 @@ from agents.model_store import ModelStore
 from agents.settings import Settings, TopicNames
 from agents.topics import topic_specs
 from agents.worker_process import WorkerProcess
+from streams.codec import encode_telemetry
 from streams.engine import Engine, Message
 from streams.inference import InferenceConfig
 from streams.model import Model, ModelParams, fit_model
@@ -76,6 +77,14 @@ class Pipeline:
         assert producer.flush(10) == 0
         return n
 
+    def send_from_gateway(self, readings: Sequence[Reading], per_message: int, key: bytes) -> None:
+        """Batches of consecutive readings of several assets under one gateway key."""
+        producer = make_producer(self.bootstrap)
+        for i in range(0, len(readings), per_message):
+            producer.produce(self.settings.topics.telemetry, key=key,
+                             value=encode_telemetry(readings[i:i + per_message]))
+        assert producer.flush(10) == 0
+
     def send_raw(self, items: Sequence[tuple[bytes | None, bytes]]) -> None:
         producer = make_producer(self.bootstrap, **{"message.max.bytes": 10_000_000})
         for key, value in items:
@@ -93,8 +102,7 @@ class Pipeline:
         return [k.decode() for k, _ in self.read(self.settings.topics.anomalies, timeout_s) if k]
 
     def expected_keys(self, readings: Sequence[Reading], per_message: int = 1) -> set[str]:
-        engine = Engine([AssetScorer(self.inference, self.model)], load=lambda k: None)
-        from agents.kafka_io import telemetry_value
+        engine = Engine([AssetScorer(self.inference, self.model)], load=lambda k: None, partitions=1)
 
         keys: set[str] = set()
         by_asset: dict[str, list[Reading]] = {}
@@ -104,7 +112,7 @@ class Pipeline:
             for i in range(0, len(rs), per_message):
                 out = engine.process_batch([Message(self.settings.topics.telemetry, 0, 0,
                                                     asset.encode(),
-                                                    telemetry_value(rs[i:i + per_message]))])
+                                                    encode_telemetry(rs[i:i + per_message]))])
                 keys.update(a.key for _, a in out.anomalies)
         return keys
 

@@ -59,6 +59,24 @@ def test_batched_and_single_messages_score_identically(
     assert sorted(keys) == sorted(expected)
 
 
+def test_gateway_batches_of_many_assets_are_scored_at_each_assets_home(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    readings = fleet().readings  # interleaved: one reading of each asset per instant
+    expected = p.expected_keys(readings)
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send_from_gateway(readings, per_message=30, key=b"gateway-7")
+        wait_for(received(w, len(readings)), 60, "all readings received")
+        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
+                        30, "the anomalies")
+        status = w.status()
+    assert sorted(keys) == sorted(expected)
+    # the gateway's key puts every message on one partition: the other assets were forwarded
+    assert status is not None and status["counts"]["forwarded"] > 0
+
+
 BAD_INPUTS = [
     (b"pump-a", b"{not json", "not JSON"),
     (b"pump-a", b'{"asset_id": "pump-a", "ts": 1767225600000}', "schema"),
