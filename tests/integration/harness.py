@@ -54,11 +54,17 @@ class Pipeline:
 
     @classmethod
     def create(cls, bootstrap: str, name: str, workdir: Path, partitions: int = 4,
-               model: Model | None = None) -> Pipeline:
+               model: Model | None = None, models_dir: Path | None = None) -> Pipeline:
+        """A pipeline scoring with ``model`` (saved to a fresh store), or with the model already
+        in ``models_dir``."""
         settings = replace(Settings(), broker=bootstrap, app_id=name, topics=TopicNames(name),
-                           partitions=partitions, models_dir=workdir / "models")
-        model = model or small_model()
-        ModelStore(settings.models_dir).save(model)
+                           partitions=partitions, models_dir=models_dir or workdir / "models")
+        if models_dir is not None:
+            if model is None:
+                raise ValueError("name the model to use from models_dir")
+        else:
+            model = model or small_model()
+            ModelStore(settings.models_dir).save(model)
         inference = InferenceConfig(inference_id="inf", model_id=model.model_id,
                                     topic=settings.topics.telemetry)
         (workdir / "inferences.json").write_bytes(orjson.dumps([inference.to_dict()]))

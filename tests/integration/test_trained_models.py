@@ -1,0 +1,60 @@
+"""A model trained from each input format with ``assetwatch model train`` scores the stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from agents.cli import cli
+from agents.model_store import ModelStore
+from streams.simulate import SIGNALS, Fault, generate_fleet, training_rows
+from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, received, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def write_csv(path: Path, rows: np.ndarray) -> None:
+    lines = ["timestamp," + ",".join(SIGNALS)]
+    lines += [f"{START_MS + i * INTERVAL_MS}," + ",".join(f"{v:.6f}" for v in r)
+              for i, r in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_json(path: Path, rows: np.ndarray) -> None:
+    path.write_bytes(orjson.dumps({
+        "signalNames": list(SIGNALS),
+        "data": [{"timestamp": START_MS + i * INTERVAL_MS, "values": [float(v) for v in r]}
+                 for i, r in enumerate(rows)],
+    }))
+
+
+@pytest.mark.parametrize(("fmt", "writer"), [("csv", write_csv), ("json", write_json)])
+def test_a_model_trained_from_a_file_scores_the_stream_end_to_end(
+    kafka_bootstrap: str, unique: str, tmp_path: Path, fmt: str, writer: object
+) -> None:
+    data = tmp_path / f"train.{fmt}"
+    writer(data, training_rows(1, 3000, seed=21))  # type: ignore[operator]
+    models = tmp_path / "models"
+    result = CliRunner(env={"ASSETWATCH_BROKER": None}).invoke(
+        cli, ["model", "train", str(data), "--name", "pumps", "--window", "8",
+              "--models", str(models)])
+    assert result.exit_code == 0, result.output
+    assert "pumps/1: completed" in result.output
+    model = ModelStore(models).load("pumps")
+
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path, model=model, models_dir=models)
+    readings = generate_fleet(["pump-x", "pump-y"], 120, START_MS, INTERVAL_MS, seed=4,
+                              faults=[Fault("pump-y", "spike", 70, 2)]).readings
+    expected = p.expected_keys(readings)
+    assert f"inf/pump-y/{START_MS + 70 * INTERVAL_MS}" in expected
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings)
+        wait_for(received(w, len(readings)), 60, "all readings received")
+        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
+                        30, "the anomalies")
+    assert sorted(keys) == sorted(expected)
