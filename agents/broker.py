@@ -25,6 +25,9 @@ from typing import Any
 from confluent_kafka.admin import AdminClient, NewTopic
 
 KAFKA_LOG = logging.getLogger("assetwatch.kafka")
+# librdkafka's own log lines reach Python logging; unless the user configures logging,
+# they stay out of the terminal (a stopped broker makes clients log reconnect attempts)
+KAFKA_LOG.addHandler(logging.NullHandler())
 
 
 def client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:

@@ -100,33 +100,38 @@ def _run(settings: Settings, opts: DemoOptions, bootstrap: str, workdir: Path, o
             target=_print_anomalies, args=(bootstrap, settings, seen, reader_done, say), daemon=True
         )
         reader.start()
-        producer = make_producer(bootstrap)
-        chunk = max(1, int(opts.rate / 10))
-        t0 = time.monotonic()
-        for i in range(0, len(fleet.readings), chunk):
-            produce_readings(producer, settings.topics.telemetry, fleet.readings[i:i + chunk])
-            producer.poll(0)
-            lag = t0 + (i + chunk) / opts.rate - time.monotonic()
-            if lag > 0:
-                time.sleep(lag)  # pacing the simulated producer, not synchronisation
-        producer.flush(10)
+        try:
+            counts = _stream(worker, bootstrap, settings, fleet.readings, opts.rate, seen)
+        finally:
+            reader_done.set()
+            reader.join(5)
+    return _summary(say, len(fleet.readings), counts, seen, faults, assets)
 
-        expected = len(fleet.readings)
-        deadline = time.monotonic() + 60
-        counts: dict[str, int] = {}
-        while time.monotonic() < deadline:
-            st = worker.status() or {}
-            counts = st.get("counts", {})
-            if counts.get("received", 0) >= expected:
-                break
-            time.sleep(0.1)  # polling interval of a deadline-bounded wait
-        published = counts.get("anomalies", 0)
-        deadline = time.monotonic() + 10
-        while len(seen) < published and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling interval of a deadline-bounded wait
-        reader_done.set()
-        reader.join(5)
-    return _summary(say, expected, counts, seen, faults, assets)
+
+def _stream(worker: WorkerProcess, bootstrap: str, settings: Settings, readings: list[Any],
+            rate: float, seen: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Send the readings at ``rate`` per second; wait until the worker has them all."""
+    producer = make_producer(bootstrap)
+    chunk = max(1, int(rate / 10))
+    t0 = time.monotonic()
+    for i in range(0, len(readings), chunk):
+        produce_readings(producer, settings.topics.telemetry, readings[i:i + chunk])
+        producer.poll(0)
+        ahead = t0 + (i + chunk) / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)  # pacing the simulated producer, not synchronisation
+    producer.flush(10)
+    deadline = time.monotonic() + 60
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        counts = (worker.status() or {}).get("counts", {})
+        if counts.get("received", 0) >= len(readings):
+            break
+        time.sleep(0.1)  # polling interval of a deadline-bounded wait
+    deadline = time.monotonic() + 10
+    while len(seen) < counts.get("anomalies", 0) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling interval of a deadline-bounded wait
+    return counts
 
 
 def _print_anomalies(bootstrap: str, settings: Settings, seen: dict[str, dict[str, Any]],
@@ -176,7 +181,6 @@ def _summary(say: Any, sent: int, counts: dict[str, int], seen: dict[str, dict[s
         1 for a in seen.values()
         if not any(lo <= a["ts"] < hi for lo, hi in fault_ts[a["asset_id"]])
     )
-    healthy = sum(counts.get("scored", 0) for _ in [0])
     say(f"  anomalies outside any fault: {false_alarms} "
-        f"({false_alarms / max(healthy, 1):.2%} of scored points)")
+        f"({false_alarms / max(counts.get('scored', 0), 1):.2%} of scored points)")
     return caught_all
