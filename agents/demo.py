@@ -76,8 +76,10 @@ def _run(settings: Settings, opts: DemoOptions, bootstrap: str, workdir: Path, o
                       ModelParams(model_id="demo-pumps", signals=SIGNALS, window_size=opts.window))
     store = ModelStore(workdir / "models")
     store.save(model)
+    # an accelerated feed: the inference clock is event time (SPEC §5.2), idle after 1 s
     inference = {"inference_id": "demo", "model_id": model.model_id,
-                 "topic": settings.topics.telemetry, "sensitivity": 70}
+                 "topic": settings.topics.telemetry, "sensitivity": 70,
+                 "clock": "event", "idle_timeout_ms": 1_000}
     (workdir / "inferences.json").write_bytes(orjson.dumps([inference]))
     ensure_topics(bootstrap, topic_specs(settings))
 
@@ -125,7 +127,8 @@ def _stream(worker: WorkerProcess, bootstrap: str, settings: Settings, readings:
     counts: dict[str, int] = {}
     while time.monotonic() < deadline:
         counts = (worker.status() or {}).get("counts", {})
-        if counts.get("received", 0) >= len(readings):
+        # every reading finalised: the last of each pump once it has been idle for a second
+        if counts.get("scored", 0) + counts.get("warming_up", 0) >= len(readings):
             break
         time.sleep(0.1)  # polling interval of a deadline-bounded wait
     deadline = time.monotonic() + 10

@@ -20,8 +20,13 @@ from typing import Any, cast
 import faust
 
 from agents.settings import Settings
-from streams.codec import encode_anomaly, encode_dead_letter, encode_telemetry
-from streams.engine import Engine, Message
+from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
+from streams.engine import BatchOutput, Engine, Message
+
+
+def wall_ms() -> int:
+    """The wall clock, read here in the glue and handed to the pure core."""
+    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -48,6 +53,10 @@ def register_scoring_agent(
     )
     dead_letter = app.topic(
         settings.topics.dead_letter, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    late = app.topic(
+        settings.topics.late, key_serializer="raw", value_serializer="raw",
         partitions=settings.partitions,
     )
     source = app.topic(
@@ -79,7 +88,15 @@ def register_scoring_agent(
             Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
             for m in (e.message for e in events)
         ]
-        out = engine.process_batch(messages)
+        publish(engine.process_batch(messages, now_ms=wall_ms()))
+
+    @app.timer(settings.tick_interval_s)
+    async def tick() -> None:
+        """Finalise slots that fell due with no new point (idle assets, the wall clock)."""
+        publish(engine.tick(wall_ms()))
+
+    def publish(out: BatchOutput) -> None:
+        """Send what a batch or tick produced; synchronous, so never cut half-way."""
         for key, (partition, snap) in out.snapshots.items():
             table.data[key] = snap
             table.send_changelog(partition, key, snap)
@@ -92,8 +109,15 @@ def register_scoring_agent(
             anomalies.send_soon(
                 key=anomaly.key.encode(), value=encode_anomaly(anomaly), partition=partition
             )
+        for partition, inference_id, point in out.late:
+            r = point.reading
+            late.send_soon(
+                key=f"{inference_id}/{r.asset_id}/{r.ts_ms}".encode(),
+                value=encode_late(inference_id, r, point.slot_ms, point.late_by_ms),
+                partition=partition,
+            )
         if out.rejections:
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = wall_ms()
             for msg, rejection in out.rejections:
                 dead_letter.send_soon(
                     key=msg.key,

@@ -33,6 +33,10 @@ class TopicNames:
     def dead_letter(self) -> str:
         return f"{self.prefix}.dead-letter"
 
+    @property
+    def late(self) -> str:
+        return f"{self.prefix}.late"
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -55,6 +59,7 @@ class Settings:
     one_record_per_batch: bool = True
     batch_max_events: int = 1000
     batch_within_s: float = 0.05
+    tick_interval_s: float = 0.5
     loglevel: str = "warning"
 
     @classmethod

@@ -28,5 +28,6 @@ def topic_specs(settings: Settings, telemetry: Iterable[str] = ()) -> list[Topic
         *(TopicSpec(name, n) for name in inputs),
         TopicSpec(t.anomalies, n, {"cleanup.policy": "compact"}),
         TopicSpec(t.dead_letter, n),
+        TopicSpec(t.late, n),
         TopicSpec(registry_topic(settings), 1, {"cleanup.policy": "compact"}),
     ]

@@ -77,7 +77,8 @@ class Bench:
         inf = self.workdir / f"{name}.json"
         inf.write_bytes(orjson.dumps([{"inference_id": "bench", "model_id": "bench",
                                        "topic": settings.topics.telemetry,
-                                       "sensitivity": sensitivity}]))
+                                       "sensitivity": sensitivity, "clock": "event",
+                                       "idle_timeout_ms": 1_000}]))
         ensure_topics(self.bootstrap, topic_specs(settings))
         return settings, inf
 

@@ -100,8 +100,9 @@ class EventTimeClock:
     * before any point it says :data:`BEFORE_TIME_MS` (nothing is due).
 
     ``idle_timeout_ms=None`` turns the idle rule off (pure event time: a feed that stops
-    leaves its last slots pending). Use one clock per input partition: a Kafka partition
-    is one ordered stream, so its largest timestamp says how far that stream has got.
+    leaves its last slots pending). The engine keeps one clock per (inference, asset): a
+    partition-wide clock would let one asset, ahead of the others on its partition, make
+    their points late (per-asset batches, a lagging gateway).
 
     The state is three integers; :meth:`snapshot` returns them as plain data and
     ``EventTimeClock(wall, timeout, state=snapshot)`` rebuilds the same clock.

@@ -222,3 +222,23 @@ def encode_telemetry(readings: Sequence[Reading]) -> bytes:
     return dumps({"readings": [
         {"asset_id": r.asset_id, "ts": r.ts_ms, "signals": dict(r.signals)} for r in readings
     ]})
+
+
+def encode_late(inference_id: str, reading: Reading, slot_ms: int, late_by_ms: int) -> bytes:
+    """The late-point record (``schemas/late-point.v1.json``) of a point that came too late.
+
+    >>> loads(encode_late("pumps", Reading("p1", 1767225601000, {"t": 1.0}), 1767225600000, 250))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'inference_id': 'pumps', 'asset_id': 'p1', 'ts': 1767225601000,
+     'ts_iso': '2026-01-01T00:00:01.000Z', 'slot_ts': 1767225600000, 'late_by_ms': 250,
+     'signals': {'t': 1.0}}
+    """
+    return dumps({
+        "inference_id": inference_id,
+        "asset_id": reading.asset_id,
+        "ts": reading.ts_ms,
+        "ts_iso": format_ts(reading.ts_ms),
+        "slot_ts": slot_ms,
+        "late_by_ms": late_by_ms,
+        "signals": dict(reading.signals),
+    })

@@ -24,11 +24,12 @@ partitions this worker no longer owns.
 >>> scorer = AssetScorer(InferenceConfig("inf", "m", "tele"), model)
 >>> engine = Engine([scorer], load=lambda k: None, partitions=1)
 >>> t0 = 1_767_225_600_000
->>> msgs = [Message("tele", 0, i, b"a", b'{"asset_id":"a","ts":%d,"signals":{"v":0.1}}' % (t0 + i))
-...         for i in range(5)]
->>> out = engine.process_batch(msgs + [Message("tele", 0, 5, b"a", b"not json")])
->>> out.counts["received"], out.counts["scored"], out.counts["invalid"], len(out.rejections)
-(6, 1, 1, 1)
+>>> msgs = [Message("tele", 0, i, b"a", b'{"asset_id":"a","ts":%d,"signals":{"v":0.1}}'
+...                 % (t0 + 1000 * i)) for i in range(5)]
+>>> out = engine.process_batch(msgs + [Message("tele", 0, 5, b"a", b"not json")],
+...                            now_ms=t0 + 3_600_000)  # the wall clock: an hour later
+>>> out.counts["received"], out.counts["warming_up"], out.counts["scored"], len(out.rejections)
+(6, 4, 1, 1)
 >>> sorted(out.snapshots)
 ['inf/a']
 
@@ -47,10 +48,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.clock import EventTimeClock
 from streams.decode import DecodeLimits, decode_telemetry
 from streams.partitioning import home_partition
 from streams.records import Anomaly, Reading, Rejection
 from streams.scoring import AssetScorer, AssetState
+from streams.watermark import Duplicate, Gap, Late
 
 Snapshot = dict[str, Any]
 Loader = Callable[[str], Snapshot | None]
@@ -74,6 +77,8 @@ class BatchOutput:
     anomalies: list[tuple[int, Anomaly]] = field(default_factory=list)
     rejections: list[tuple[Message, Rejection]] = field(default_factory=list)
     forward: list[tuple[str, int, list[Reading]]] = field(default_factory=list)
+    late: list[tuple[int, str, Late]] = field(default_factory=list)
+    gaps: list[tuple[int, str, str, Gap]] = field(default_factory=list)
     snapshots: dict[str, tuple[int, Snapshot]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -84,6 +89,18 @@ BY_ASSET_SUFFIX = ".by-asset"
 def by_asset_topic(source_topic: str) -> str:
     """The internal topic that carries a source topic's readings to their home partitions."""
     return source_topic + BY_ASSET_SUFFIX
+
+
+class _Now:
+    """The wall time the glue injected for this batch or tick (the idle rule's clock)."""
+
+    __slots__ = ("ms",)
+
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def now_ms(self) -> int:
+        return self.ms
 
 
 def state_key(inference_id: str, asset_id: str) -> str:
@@ -108,8 +125,11 @@ class Engine:
             self.scorers_by_topic[by_asset_topic(source)] = self.scorers_by_topic[source]
         self.partitions = partitions
         self.load = load
+        self._wall = _Now()
+        self._event_clocks: dict[str, EventTimeClock] = {}
+        self._last_arrival_ms: dict[str, int] = {}
         self.limits = limits or DecodeLimits()
-        self.states: dict[str, tuple[int, AssetState]] = {}
+        self.states: dict[str, tuple[int, AssetState, AssetScorer]] = {}
 
     @property
     def topics(self) -> list[str]:
@@ -120,10 +140,16 @@ class Engine:
     def source_topics(self) -> list[str]:
         return sorted(t for t in self.scorers_by_topic if not t.endswith(BY_ASSET_SUFFIX))
 
-    def process_batch(self, messages: Sequence[Message]) -> BatchOutput:
+    def process_batch(self, messages: Sequence[Message], now_ms: int = 0) -> BatchOutput:
+        """Decode, route and take the batch's points into their slots; then finalise what is due.
+
+        ``now_ms`` is the wall clock, injected: the inference clock of ``wall`` inferences and
+        the idle rule of ``event`` ones.
+        """
+        self._wall.ms = now_ms
         out = BatchOutput()
         counts = out.counts
-        dirty: dict[str, int] = {}
+        touched: dict[str, tuple[int, AssetScorer]] = {}
         forward: dict[tuple[str, int, str], list[Reading]] = {}
         for msg in messages:
             decoded = decode_telemetry(msg.value, msg.key, self.limits)
@@ -144,24 +170,64 @@ class Engine:
                     counts["forwarded"] += 1
                     continue
                 for scorer in scorers:
-                    if not scorer.inference.wants(reading.asset_id):
+                    inference = scorer.inference
+                    if not inference.wants(reading.asset_id):
                         continue
-                    key = state_key(scorer.inference.inference_id, reading.asset_id)
+                    key = state_key(inference.inference_id, reading.asset_id)
                     state = self._state(key, home, scorer)
-                    outcome = scorer.process(state, reading)
-                    counts[outcome.kind] += 1
-                    if outcome.kind == "duplicate":
+                    added = scorer.accept(state, reading)
+                    if isinstance(added, Late):
+                        counts["late"] += 1
+                        out.late.append((home, inference.inference_id, added))
                         continue
-                    if outcome.filled:
-                        counts["filled"] += 1
-                    dirty[key] = home
-                    if outcome.anomaly is not None:
-                        counts["anomalies"] += 1
-                        out.anomalies.append((home, outcome.anomaly))
-        for key, partition in dirty.items():
-            out.snapshots[key] = (partition, self.states[key][1].snapshot())
+                    if isinstance(added, Duplicate):
+                        counts["duplicate"] += 1
+                    touched[key] = (home, scorer)
+                    if inference.clock == "event":
+                        self._event_clocks[key].observe(reading.ts_ms)
+                        self._last_arrival_ms[key] = now_ms
         out.forward = [(topic, part, rs) for (topic, part, _), rs in forward.items()]
+        self._finalise(touched, out, always_snapshot=True)
         return out
+
+    def tick(self, now_ms: int) -> BatchOutput:
+        """Finalise what has fallen due since the last batch, for every asset held (idle ones too)."""
+        self._wall.ms = now_ms
+        out = BatchOutput()
+        held = {key: (part, scorer) for key, (part, _, scorer) in self.states.items()}
+        self._finalise(held, out, always_snapshot=False)
+        return out
+
+    def _finalise(self, items: dict[str, tuple[int, AssetScorer]], out: BatchOutput,
+                  always_snapshot: bool) -> None:
+        counts = out.counts
+        for key, (home, scorer) in items.items():
+            state = self.states[key][1]
+            inference = scorer.inference
+            clock = self._event_clocks.get(key)
+            if clock is None:
+                now = self._wall.ms
+            else:
+                now = clock.now_ms()
+                idle_ms = self._wall.ms - self._last_arrival_ms.get(key, self._wall.ms)
+                if idle_ms >= inference.idle_timeout_ms:
+                    now = max(now, scorer.due_of_last_pending(state))
+            outcomes = scorer.finalise(state, now)
+            for outcome in outcomes:
+                counts[outcome.kind] += 1
+                if outcome.filled:
+                    counts["filled"] += 1
+                if outcome.anomaly is not None:
+                    counts["anomalies"] += 1
+                    out.anomalies.append((home, outcome.anomaly))
+                if outcome.gap is not None:
+                    counts["gap_points"] += outcome.gap.points
+                    out.gaps.append((home, inference.inference_id, key, outcome.gap))
+            if outcomes or always_snapshot:
+                snap = state.snapshot()
+                if clock is not None:
+                    snap["event_clock"] = clock.snapshot()
+                out.snapshots[key] = (home, snap)
 
     def _state(self, key: str, partition: int, scorer: AssetScorer) -> AssetState:
         held = self.states.get(key)
@@ -169,13 +235,21 @@ class Engine:
             return held[1]
         snap = self.load(key)
         state = scorer.restore(snap) if snap is not None else scorer.new_state()
-        self.states[key] = (partition, state)
+        self.states[key] = (partition, state, scorer)
+        if scorer.inference.clock == "event":
+            clock_state = snap.get("event_clock") if snap is not None else None
+            # pure event time; the idle rule is the engine's (see _finalise). A restart is
+            # not idleness: the idle timeout counts from now.
+            self._event_clocks[key] = EventTimeClock(self._wall, None, state=clock_state)
+            self._last_arrival_ms[key] = self._wall.ms
         return state
 
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         """Forget the in-memory state of assets in partitions no longer owned; return how many."""
         gone = set(partitions)
-        keys = [k for k, (p, _) in self.states.items() if p in gone]
+        keys = [k for k, (p, _, _) in self.states.items() if p in gone]
         for k in keys:
             del self.states[k]
+            self._event_clocks.pop(k, None)
+            self._last_arrival_ms.pop(k, None)
         return len(keys)

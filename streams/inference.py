@@ -11,16 +11,30 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from streams.calibration import DEFAULT_SENSITIVITY, threshold_for
+
+ClockMode = Literal["wall", "event"]
+CLOCK_MODES: tuple[ClockMode, ...] = ("wall", "event")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True, slots=True)
 class InferenceConfig:
-    """Which model scores which topic's assets, from when, how sensitively."""
+    """Which model scores which topic's assets, from when, how sensitively, on which clock.
+
+    ``clock``: ``wall`` (live operation: the slot ``t`` is due at ``t + Δ + D`` on the wall
+    clock) or ``event`` (accelerated and historical feeds: due once a point of the same
+    asset stamped ``t + Δ + D`` or later has arrived; after ``idle_timeout_ms`` of wall time
+    with no point of an asset, its pending points are finalised — its clock moves just far
+    enough to make them due, not on into empty time, so a feed that pauses and resumes is
+    never late for it). Event time is per asset: assets are independent machines, and one that
+    lags (a slow gateway, per-asset batches) must not make another's points late.
+    ``max_fill_points``: the longest run of missing slots the model's fill
+    method fills; a longer one is reported as a gap.
+    """
 
     inference_id: str
     model_id: str
@@ -29,6 +43,9 @@ class InferenceConfig:
     start_ms: int = 0
     delay_ms: int = 0
     assets: frozenset[str] = field(default_factory=frozenset)
+    clock: ClockMode = "wall"
+    idle_timeout_ms: int = 5_000
+    max_fill_points: int = 5
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.inference_id):
@@ -38,6 +55,12 @@ class InferenceConfig:
         threshold_for(self.sensitivity)  # validates the range
         if self.delay_ms < 0:
             raise ValueError(f"data delay offset must be ≥ 0, got {self.delay_ms} ms")
+        if self.clock not in CLOCK_MODES:
+            raise ValueError(f"clock must be one of {CLOCK_MODES}, got {self.clock!r}")
+        if self.idle_timeout_ms < 0:
+            raise ValueError(f"idle timeout must be ≥ 0 ms, got {self.idle_timeout_ms}")
+        if self.max_fill_points < 0:
+            raise ValueError(f"max fill points must be ≥ 0, got {self.max_fill_points}")
 
     def wants(self, asset_id: str) -> bool:
         """Whether this inference scores the asset (no filter: every asset)."""
@@ -46,7 +69,7 @@ class InferenceConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InferenceConfig:
         known = {"inference_id", "model_id", "topic", "sensitivity", "start_ms", "delay_ms",
-                 "assets"}
+                 "assets", "clock", "idle_timeout_ms", "max_fill_points"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown inference field(s): {', '.join(sorted(unknown))}")
@@ -58,6 +81,9 @@ class InferenceConfig:
             start_ms=int(d.get("start_ms", 0)),
             delay_ms=int(d.get("delay_ms", 0)),
             assets=frozenset(d.get("assets", ())),
+            clock=d.get("clock", "wall"),
+            idle_timeout_ms=int(d.get("idle_timeout_ms", 5_000)),
+            max_fill_points=int(d.get("max_fill_points", 5)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,4 +95,7 @@ class InferenceConfig:
             "start_ms": self.start_ms,
             "delay_ms": self.delay_ms,
             "assets": sorted(self.assets),
+            "clock": self.clock,
+            "idle_timeout_ms": self.idle_timeout_ms,
+            "max_fill_points": self.max_fill_points,
         }

@@ -42,9 +42,10 @@ from streams.detectors import OnlineDetector
 from streams.inference import InferenceConfig
 from streams.model import Model
 from streams.records import Anomaly, Reading
+from streams.watermark import AddOutcome, AssetWatermark, Gap, Slot, WatermarkConfig
 from streams.window import SlidingWindow
 
-OutcomeKind = Literal["scored", "warming_up", "duplicate", "incomplete"]
+OutcomeKind = Literal["scored", "warming_up", "duplicate", "incomplete", "gap"]
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class AssetState:
 
     window: SlidingWindow
     detector: OnlineDetector
+    watermark: AssetWatermark
     last_ts_ms: int | None = None
     scored: int = 0
 
@@ -60,6 +62,7 @@ class AssetState:
         return {
             "window": self.window.snapshot(),
             "detector": self.detector.snapshot(),
+            "watermark": self.watermark.snapshot(),
             "last_ts_ms": self.last_ts_ms,
             "scored": self.scored,
         }
@@ -75,37 +78,75 @@ class Outcome:
     severity: float | None = None
     anomaly: Anomaly | None = None
     filled: bool = False
+    gap: Gap | None = None
 
 
 class AssetScorer:
     """Scores the points of any asset of one inference, given that asset's state."""
 
-    __slots__ = ("inference", "model", "threshold")
+    __slots__ = ("inference", "model", "slots", "threshold")
 
     def __init__(self, inference: InferenceConfig, model: Model) -> None:
         self.inference = inference
         self.model = model
         self.threshold = threshold_for(inference.sensitivity)
+        self.slots = WatermarkConfig(
+            interval_ms=model.interval_ms, delay_ms=inference.delay_ms,
+            fill=model.fill,  # type: ignore[arg-type]
+            max_fill_points=inference.max_fill_points,
+        )
 
     def new_state(self) -> AssetState:
         return AssetState(
             window=SlidingWindow(self.model.window_size, len(self.model.signals)),
             detector=self.model.detector.build(),
+            watermark=self.slots.build(None),
         )
 
     def restore(self, snapshot: dict[str, Any]) -> AssetState:
         return AssetState(
             window=SlidingWindow.from_snapshot(snapshot["window"]),
             detector=self.model.detector.build(snapshot["detector"]),
+            watermark=self.slots.build(snapshot.get("watermark")),
             last_ts_ms=snapshot["last_ts_ms"],
             scored=int(snapshot["scored"]),
         )
 
-    def process(self, state: AssetState, reading: Reading) -> Outcome:
+    def accept(self, state: AssetState, reading: Reading) -> AddOutcome:
+        """Take a point into its slot; it is scored when the slot is finalised (SPEC §5.2)."""
+        return state.watermark.add(reading)
+
+    def due_of_last_pending(self, state: AssetState) -> int:
+        """When the latest pending point's slot falls due (the idle rule finalises up to it).
+
+        With nothing pending, a time before every slot: the idle rule then changes nothing.
+        """
+        pending = state.watermark.pending()
+        if not pending:
+            return -(2**63)
+        last = max(r.ts_ms for r in pending)
+        return self.slots.due_at_ms(self.slots.slot_of(last))
+
+    def finalise(self, state: AssetState, now_ms: int) -> list[Outcome]:
+        """Score, in slot order, every slot due at ``now_ms`` on the inference clock.
+
+        Missing slots are filled (scored, marked filled) or reported as gaps.
+        """
+        outcomes = []
+        for out in state.watermark.advance(now_ms):
+            if isinstance(out, Slot):
+                outcomes.append(self.process(state, out.reading, filled=out.filled))
+            else:
+                outcomes.append(Outcome("gap", out.from_ms, gap=out))
+        return outcomes
+
+    def process(self, state: AssetState, reading: Reading, filled: bool = False) -> Outcome:
+        """Score one point directly (its slot's turn has come): window, detector, calibration."""
         ts = reading.ts_ms
         if state.last_ts_ms is not None and ts <= state.last_ts_ms:
             return Outcome("duplicate", ts)
-        row, filled = self._row(reading, state.window)
+        row, signals_filled = self._row(reading, state.window)
+        filled = filled or signals_filled
         if row is None:
             return Outcome("incomplete", ts)
         state.last_ts_ms = ts

@@ -15,12 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import schemas
-from streams.codec import encode_anomaly, encode_dead_letter, loads
+from streams.codec import encode_anomaly, encode_dead_letter, encode_late, loads
 from streams.decode import decode_telemetry
 from streams.records import Anomaly, Reading, Rejection
 
-NAMES = ["alert.v1", "anomaly.v1", "control-command.v1", "dead-letter.v1", "status-event.v1",
-         "telemetry.v1"]
+NAMES = ["alert.v1", "anomaly.v1", "control-command.v1", "dead-letter.v1", "late-point.v1",
+         "status-event.v1", "telemetry.v1"]
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -141,6 +141,24 @@ anomalies = st.builds(
 
 ANOMALY = reference("anomaly.v1")
 DEAD_LETTER = reference("dead-letter.v1")
+LATE = reference("late-point.v1")
+
+
+@given(
+    asset_id=ids,
+    ts_ms=st.integers(min_value=946_684_800_000, max_value=4_102_444_799_999),
+    late_by_ms=st.integers(min_value=0, max_value=10**9),
+    signals=st.dictionaries(st.text(min_size=1, max_size=8),
+                            st.floats(allow_nan=False, allow_infinity=False), max_size=4),
+)
+def test_encode_late_validates(asset_id: str, ts_ms: int, late_by_ms: int,
+                               signals: dict[str, float]) -> None:
+    from streams.records import Reading
+
+    record = loads(encode_late("inf", Reading(asset_id, ts_ms, signals), ts_ms - ts_ms % 1000,
+                               late_by_ms))
+    LATE.validate(record)
+    assert record["ts"] == ts_ms and record["late_by_ms"] == late_by_ms
 
 
 @given(anomalies)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,16 @@ def small_model(window: int = 8) -> Model:
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
+    value = None
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.05)  # polling interval of a deadline-bounded wait
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what} (last: {value!r})")
+
+
+OPEN: list[Pipeline] = []  # closed after each test by tests/integration/conftest.py
 
 
 @dataclass
@@ -51,6 +55,8 @@ class Pipeline:
     workdir: Path
     model: Model
     inference: InferenceConfig
+    _collectors: dict[str, tuple[Any, list[tuple[bytes | None, bytes | None]]]] = field(
+        default_factory=dict)
 
     @classmethod
     def create(cls, bootstrap: str, name: str, workdir: Path, partitions: int = 4,
@@ -65,11 +71,15 @@ class Pipeline:
         else:
             model = model or small_model()
             ModelStore(settings.models_dir).save(model)
+        # historical timestamps: event time, idle after 1 s so the last slots are finalised
         inference = InferenceConfig(inference_id="inf", model_id=model.model_id,
-                                    topic=settings.topics.telemetry)
+                                    topic=settings.topics.telemetry, clock="event",
+                                    idle_timeout_ms=1_000)
         (workdir / "inferences.json").write_bytes(orjson.dumps([inference.to_dict()]))
         ensure_topics(bootstrap, topic_specs(settings))
-        return cls(bootstrap, settings, workdir, model, inference)
+        pipeline = cls(bootstrap, settings, workdir, model, inference)
+        OPEN.append(pipeline)
+        return pipeline
 
     def worker(self, log_name: str = "worker.log") -> WorkerProcess:
         return WorkerProcess(self.bootstrap, self.workdir / "inferences.json",
@@ -97,15 +107,27 @@ class Pipeline:
             producer.produce(self.settings.topics.telemetry, key=key, value=value)
         assert producer.flush(10) == 0
 
-    def read(self, topic: str, timeout_s: float = 1.0) -> list[tuple[bytes | None, bytes | None]]:
-        consumer = topic_reader(self.bootstrap, topic, self.settings.partitions)
-        try:
-            return list(poll_values(consumer, timeout_s))
-        finally:
-            consumer.close()
+    def read(self, topic: str, timeout_s: float = 0.3) -> list[tuple[bytes | None, bytes | None]]:
+        """Every record of ``topic`` so far: one consumer per topic, kept and polled again.
 
-    def anomaly_keys(self, timeout_s: float = 1.0) -> list[str]:
+        (A fresh consumer needs more than a second for its first records; short reads with
+        new consumers never see anything.)
+        """
+        collector = self._collectors.get(topic)
+        if collector is None:
+            consumer = topic_reader(self.bootstrap, topic, self.settings.partitions)
+            collector = self._collectors[topic] = (consumer, [])
+        consumer, records = collector
+        records.extend(poll_values(consumer, timeout_s))
+        return list(records)
+
+    def anomaly_keys(self, timeout_s: float = 0.3) -> list[str]:
         return [k.decode() for k, _ in self.read(self.settings.topics.anomalies, timeout_s) if k]
+
+    def close(self) -> None:
+        for consumer, _ in self._collectors.values():
+            consumer.close()
+        self._collectors.clear()
 
     def expected_keys(self, readings: Sequence[Reading], per_message: int = 1) -> set[str]:
         engine = Engine([AssetScorer(self.inference, self.model)], load=lambda k: None, partitions=1)
@@ -120,6 +142,8 @@ class Pipeline:
                                                     asset.encode(),
                                                     encode_telemetry(rs[i:i + per_message]))])
                 keys.update(a.key for _, a in out.anomalies)
+        # the worker's idle rule finalises the last slots once the feed stops
+        keys.update(a.key for _, a in engine.tick(now_ms=10**13).anomalies)
         return keys
 
 

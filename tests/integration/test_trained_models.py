@@ -56,5 +56,5 @@ def test_a_model_trained_from_a_file_scores_the_stream_end_to_end(
         p.send(readings)
         wait_for(received(w, len(readings)), 60, "all readings received")
         keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        30, "the anomalies")
+                        30, f"the anomalies {sorted(expected)}")
     assert sorted(keys) == sorted(expected)
