@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from streams.window import SlidingWindow
 
 
@@ -48,3 +50,20 @@ class DetectorModel(Protocol):
     def build(self, state: Mapping[str, Any] | None = None) -> OnlineDetector: ...
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+def check_training_rows(rows: np.ndarray, signals: Sequence[str], window_size: int) -> None:
+    """Refuse training rows a detector cannot be fitted on, saying why.
+
+    >>> check_training_rows(np.zeros((5, 2)), ("a", "b"), window_size=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: too few points (5) for a window of 4: need at least 6
+    """
+    if rows.ndim != 2 or rows.shape[1] != len(signals):
+        raise ValueError(f"expected rows of {len(signals)} signals, got shape {rows.shape}")
+    if rows.shape[0] < window_size + 2:
+        raise ValueError(
+            f"too few points ({rows.shape[0]}) for a window of {window_size}: "
+            f"need at least {window_size + 2}"
+        )

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.detectors.base import DetectorScore
+from streams.detectors.base import DetectorScore, check_training_rows
 from streams.window import SlidingWindow
 
 _MIN_STD = 1e-9
@@ -110,13 +110,7 @@ class MahalanobisModel:
         >>> m.precision  # constant signals: only the shrinkage is left
         ((10.0, 0.0), (0.0, 10.0))
         """
-        if rows.ndim != 2 or rows.shape[1] != len(signals):
-            raise ValueError(f"expected rows of {len(signals)} signals, got shape {rows.shape}")
-        if rows.shape[0] < window_size + 2:
-            raise ValueError(
-                f"too few points ({rows.shape[0]}) for a window of {window_size}: "
-                f"need at least {window_size + 2}"
-            )
+        check_training_rows(rows, signals, window_size)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         if not 0.0 < shrinkage <= 1.0:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.detectors.base import DetectorScore
+from streams.detectors.base import DetectorScore, check_training_rows
 from streams.window import SlidingWindow
 
 _MIN_STD = 1e-9
@@ -55,13 +55,7 @@ class WindowZScoreModel:
         cls, rows: np.ndarray, signals: Sequence[str], window_size: int, alpha: float = 0.001
     ) -> WindowZScoreModel:
         """Fit on training rows (shape: points × signals, no NaN)."""
-        if rows.ndim != 2 or rows.shape[1] != len(signals):
-            raise ValueError(f"expected rows of {len(signals)} signals, got shape {rows.shape}")
-        if rows.shape[0] < window_size + 2:
-            raise ValueError(
-                f"too few points ({rows.shape[0]}) for a window of {window_size}: "
-                f"need at least {window_size + 2}"
-            )
+        check_training_rows(rows, signals, window_size)
         mean = rows.mean(axis=0)
         std = np.maximum(rows.std(axis=0), _MIN_STD)
         # median spread of windows of window_size + 1 points (the window and the point)

@@ -124,6 +124,13 @@ class Pipeline:
     def anomaly_keys(self, timeout_s: float = 0.3) -> list[str]:
         return [k.decode() for k, _ in self.read(self.settings.topics.anomalies, timeout_s) if k]
 
+    def wait_for_anomalies(self, expected: set[str], timeout_s: float = 30) -> list[str]:
+        """Every anomaly key published, once at least the expected number are there."""
+        keys: list[str] = wait_for(
+            lambda: (k := self.anomaly_keys()) and len(set(k)) >= len(expected) and k,
+            timeout_s, f"{len(expected)} anomalies")
+        return keys
+
     def close(self) -> None:
         for consumer, _ in self._collectors.values():
             consumer.close()

@@ -38,8 +38,7 @@ def test_clean_run_publishes_exactly_the_expected_anomaly_keys(
         w.wait_ready(60)
         p.send(readings)
         wait_for(received(w, len(readings)), 60, "all readings received")
-        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        30, "the anomalies")
+        keys = p.wait_for_anomalies(expected, 30)
     assert sorted(keys) == sorted(expected)
 
 
@@ -54,8 +53,7 @@ def test_batched_and_single_messages_score_identically(
         w.wait_ready(60)
         p.send(readings, per_message=25)
         wait_for(received(w, len(readings)), 60, "all readings received")
-        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        30, "the anomalies")
+        keys = p.wait_for_anomalies(expected, 30)
     assert sorted(keys) == sorted(expected)
 
 
@@ -69,8 +67,7 @@ def test_gateway_batches_of_many_assets_are_scored_at_each_assets_home(
         w.wait_ready(60)
         p.send_from_gateway(readings, per_message=30, key=b"gateway-7")
         wait_for(received(w, len(readings)), 60, "all readings received")
-        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        30, "the anomalies")
+        keys = p.wait_for_anomalies(expected, 30)
         status = w.status()
     assert sorted(keys) == sorted(expected)
     # the gateway's key puts every message on one partition: the other assets were forwarded
@@ -102,8 +99,7 @@ def test_malformed_input_goes_to_the_dead_letter_topic_while_scoring_continues(
         wait_for(received(w, len(readings) + len(BAD_INPUTS)), 60, "all messages received")
         dead = wait_for(lambda: at_least(p.read(p.settings.topics.dead_letter), len(BAD_INPUTS)),
                         30, "the dead letters")
-        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        30, "the anomalies")
+        keys = p.wait_for_anomalies(expected, 30)
         status = w.status()
     assert sorted(keys) == sorted(expected)
     assert status is not None and status["counts"]["invalid"] == len(BAD_INPUTS)
@@ -140,8 +136,7 @@ def test_restarted_worker_keeps_its_windows_and_publishes_no_duplicate_keys(
         second.wait_ready(60)
         p.send(readings[cut:])
         wait_for(received(second, len(readings) - cut), 60, "the second half received")
-        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        30, "the anomalies")
+        keys = p.wait_for_anomalies(expected, 30)
         after = second.status()
     duplicates = [k for k, n in Counter(keys).items() if n > 1]
     assert duplicates == []

@@ -31,8 +31,7 @@ def test_two_workers_split_the_partitions_and_publish_what_one_worker_would(
                          60, "the two workers to share the four partitions")
         assert not set(split[0]) & set(split[1])
         p.send(readings)
-        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        60, f"the anomalies {len(expected)}")
+        keys = p.wait_for_anomalies(expected, 60)
         counts = [w.status()["counts"] for w in (a, b)]  # type: ignore[index]
     assert sorted(keys) == sorted(expected)
     assert [k for k, n in Counter(keys).items() if n > 1] == []

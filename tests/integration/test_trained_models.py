@@ -55,6 +55,5 @@ def test_a_model_trained_from_a_file_scores_the_stream_end_to_end(
         w.wait_ready(60)
         p.send(readings)
         wait_for(received(w, len(readings)), 60, "all readings received")
-        keys = wait_for(lambda: (k := p.anomaly_keys()) and len(set(k)) >= len(expected) and k,
-                        30, f"the anomalies {sorted(expected)}")
+        keys = p.wait_for_anomalies(expected, 30)
     assert sorted(keys) == sorted(expected)
