@@ -87,7 +87,8 @@ def _run(settings: Settings, opts: DemoOptions, bootstrap: str, workdir: Path, o
                            settings.app_id, settings.topics.prefix, settings.partitions,
                            log_path=workdir / "worker.log")
     with worker:
-        say(f"starting a worker (web http://127.0.0.1:{worker.web_port}/assetwatch/status/) …")
+        web = f"http://127.0.0.1:{worker.web_port}"
+        say(f"starting a worker (status {web}/assetwatch/status/, metrics {web}/metrics) …")
         worker.wait_ready(60)
         fleet = generate_fleet(assets, opts.points, START_MS, INTERVAL_MS, opts.seed, faults)
         for f in faults:

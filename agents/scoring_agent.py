@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from agents.metrics import WorkerMetrics
 from agents.settings import Settings
 from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
 from streams.engine import BatchOutput, Engine, Message
@@ -35,6 +37,7 @@ class PipelineStats:
 
     counts: Counter[str] = field(default_factory=Counter)
     assigned: set[int] = field(default_factory=set)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
 
 def register_scoring_agent(
@@ -74,6 +77,7 @@ def register_scoring_agent(
         return value
 
     engine.load = load
+    metrics = WorkerMetrics(stats.registry)
 
     @app.agent(source, name="score")
     async def score(stream: faust.StreamT) -> None:
@@ -88,12 +92,19 @@ def register_scoring_agent(
             Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
             for m in (e.message for e in events)
         ]
-        publish(engine.process_batch(messages, now_ms=wall_ms()))
+        started = time.perf_counter()
+        out = engine.process_batch(messages, now_ms=wall_ms())
+        publish(out)
+        metrics.observe(out, wall_ms(), time.perf_counter() - started)
+        metrics.messages.labels("taken").inc(len(messages))
 
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
         """Finalise slots that fell due with no new point (idle assets, the wall clock)."""
-        publish(engine.tick(wall_ms()))
+        out = engine.tick(wall_ms())
+        publish(out)
+        metrics.observe(out, wall_ms())
+        metrics.assets.set(len(engine.states))
 
     def publish(out: BatchOutput) -> None:
         """Send what a batch or tick produced; synchronous, so never cut half-way."""
@@ -142,6 +153,12 @@ def register_scoring_agent(
     # Faust's signal typing does not admit coroutine receivers; they are what it awaits
     cast(Any, app.on_partitions_revoked).connect(on_revoked)
     cast(Any, app.on_partitions_assigned).connect(on_assigned)
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        # as a header: aiohttp refuses a content_type argument that carries a charset
+        return web.bytes(generate_latest(stats.registry),
+                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/assetwatch/status/")
     async def status(web: Any, request: Any) -> Any:

@@ -79,6 +79,8 @@ class BatchOutput:
     forward: list[tuple[str, int, list[Reading]]] = field(default_factory=list)
     late: list[tuple[int, str, Late]] = field(default_factory=list)
     gaps: list[tuple[int, str, str, Gap]] = field(default_factory=list)
+    #: per (inference id, outcome): what happened to points once an inference took them
+    by_inference: Counter[tuple[str, str]] = field(default_factory=Counter)
     snapshots: dict[str, tuple[int, Snapshot]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -178,10 +180,12 @@ class Engine:
                     added = scorer.accept(state, reading)
                     if isinstance(added, Late):
                         counts["late"] += 1
+                        out.by_inference[(inference.inference_id, "late")] += 1
                         out.late.append((home, inference.inference_id, added))
                         continue
                     if isinstance(added, Duplicate):
                         counts["duplicate"] += 1
+                        out.by_inference[(inference.inference_id, "duplicate")] += 1
                     touched[key] = (home, scorer)
                     if inference.clock == "event":
                         self._event_clocks[key].observe(reading.ts_ms)
@@ -213,10 +217,13 @@ class Engine:
                 if idle_ms >= inference.idle_timeout_ms:
                     now = max(now, scorer.due_of_last_pending(state))
             outcomes = scorer.finalise(state, now)
+            by_inference = out.by_inference
             for outcome in outcomes:
                 counts[outcome.kind] += 1
+                by_inference[(inference.inference_id, outcome.kind)] += 1
                 if outcome.filled:
                     counts["filled"] += 1
+                    by_inference[(inference.inference_id, "filled")] += 1
                 if outcome.anomaly is not None:
                     counts["anomalies"] += 1
                     out.anomalies.append((home, outcome.anomaly))
