@@ -39,13 +39,15 @@ class BrokerError(RuntimeError):
     """The broker could not be started, reached or configured; the message says why."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (run between fork and exec)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -58,7 +60,7 @@ class EmbeddedBroker:
     """
 
     def __init__(self, port: int | None = None, ready_timeout_s: float = 15.0) -> None:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.ready_timeout_s = ready_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
@@ -76,7 +78,7 @@ class EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error")}
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            env=env, preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         try:
             wait_until_ready(self.bootstrap, self.ready_timeout_s, self._proc)

@@ -20,7 +20,18 @@ from typing import Any
 
 import orjson
 
-from agents.broker import _die_with_parent, _free_port
+from agents.broker import die_with_parent, free_port
+
+
+def fetch_status(port: int) -> dict[str, Any] | None:
+    """The status page of the worker whose web server listens on ``port``; None if silent."""
+    url = f"http://127.0.0.1:{port}/assetwatch/status/"
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as resp:  # loopback only
+            result: dict[str, Any] = orjson.loads(resp.read())
+            return result
+    except (OSError, ValueError):
+        return None
 
 
 class WorkerProcess:
@@ -37,7 +48,7 @@ class WorkerProcess:
         extra_args: Sequence[str] = (),
         log_path: Path | None = None,
     ) -> None:
-        self.web_port = _free_port()
+        self.web_port = free_port()
         self.args = [
             sys.executable, "-m", "agents.cli", "worker", "--broker", bootstrap,
             "--inferences", str(inferences), "--models", str(models), "--app-id", app_id,
@@ -52,20 +63,14 @@ class WorkerProcess:
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         return self
 
     def status(self) -> dict[str, Any] | None:
         """The worker's status page, or None while it does not answer."""
-        url = f"http://127.0.0.1:{self.web_port}/assetwatch/status/"
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as resp:
-                result: dict[str, Any] = orjson.loads(resp.read())
-                return result
-        except (OSError, ValueError):
-            return None
+        return fetch_status(self.web_port)
 
     def wait_ready(self, timeout_s: float = 60.0) -> dict[str, Any]:
         """Block until the worker reports ready (tables recovered), or raise."""

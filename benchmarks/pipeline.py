@@ -28,18 +28,19 @@ import numpy as np
 import orjson
 from confluent_kafka import Consumer
 
-from agents.broker import _free_port, ensure_topics, resolved_broker
+from agents.broker import ensure_topics, free_port, resolved_broker
 from agents.kafka_io import make_producer, produce_readings, topic_reader
 from agents.model_store import ModelStore
 from agents.settings import Settings, TopicNames
 from agents.topics import topic_specs
-from agents.worker_process import WorkerProcess
+from agents.worker_process import WorkerProcess, fetch_status
 from streams.model import ModelParams, fit_model
 from streams.simulate import SIGNALS, generate_fleet, training_rows
 
 START_MS = 1_767_225_600_000
 PARTITIONS = 8
 REPO = Path(__file__).resolve().parents[1]
+POLL_S = 0.02
 
 
 @dataclass
@@ -106,10 +107,12 @@ class Bench:
             if n >= target:
                 t_last = now
                 break
-            time.sleep(0.02)  # polling interval of a deadline-bounded wait
+            time.sleep(POLL_S)  # polling interval of a deadline-bounded wait
         if t_first is None or t_last is None:
             raise RuntimeError(f"{name}: did not finish within the deadline")
-        return Result(name, points, messages, t_last - t_first, peak_rss_mb(proc.pid))
+        # the poll interval is the resolution: a run finished between two polls took at most it
+        seconds = max(t_last - t_first, POLL_S)
+        return Result(name, points, messages, seconds, peak_rss_mb(proc.pid))
 
     def run_assetwatch(self, points_per_asset: int, per_message: int) -> Result:
         settings, inf = self.fresh()
@@ -125,7 +128,7 @@ class Bench:
     def run_baseline(self, mode: str, points_per_asset: int, per_message: int) -> Result:
         settings, _ = self.fresh()
         points, messages = self.preload(settings, points_per_asset, per_message)
-        port = _free_port()
+        port = free_port()
         log = self.workdir / f"{mode}.log"
         with open(log, "ab") as log_file:
             proc = subprocess.Popen(
@@ -133,13 +136,11 @@ class Bench:
                  settings.topics.telemetry, str(PARTITIONS), str(port), settings.app_id],
                 stdout=log_file, stderr=log_file, cwd=REPO,
             )
-        probe = WorkerProcess.__new__(WorkerProcess)
-        probe.web_port = port
         try:
             label = "Faust empty agent (floor)" if mode == "empty" else "naive Faust + River HST"
             target = messages if mode == "empty" else points
             return self.time_worker(f"{label}, {per_message} reading(s)/message", proc,
-                                    probe.status, target, points, messages, log)
+                                    lambda: fetch_status(port), target, points, messages, log)
         finally:
             proc.terminate()
             proc.wait(20)

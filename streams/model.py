@@ -24,9 +24,8 @@ import numpy as np
 
 from streams.calibration import Calibrator, sensitivity_for_far
 from streams.detectors import ALGORITHMS, DetectorModel, fit_detector, model_from_dict
+from streams.fill import FILL_METHODS
 from streams.window import SlidingWindow
-
-FILL_METHODS = ("linear", "previous", "zero", "none")
 
 
 def choose_algorithm(n_signals: int) -> str:
