@@ -131,6 +131,15 @@ class Pipeline:
             timeout_s, f"{len(expected)} anomalies")
         return keys
 
+    def scored_keys(self, readings: Sequence[Reading], expected: set[str],
+                    per_message: int = 1) -> list[str]:
+        """Run a worker, send the readings, and return every anomaly key it published."""
+        with self.worker() as w:
+            w.wait_ready(60)
+            self.send(readings, per_message)
+            wait_for(received(w, len(readings)), 60, "all readings received")
+            return self.wait_for_anomalies(expected, 30)
+
     def close(self) -> None:
         for consumer, _ in self._collectors.values():
             consumer.close()
