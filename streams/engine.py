@@ -83,6 +83,18 @@ class BatchOutput:
     by_inference: Counter[tuple[str, str]] = field(default_factory=Counter)
     snapshots: dict[str, tuple[int, Snapshot]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
+    #: inference id → the error that stopped its work in this batch (the others went on)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceProgress:
+    """Where one inference stands on this worker's assets (for ``inference show``)."""
+
+    assets: int
+    warming_up: int
+    scored: int
+    last_finalised_ms: int | None
 
 
 BY_ASSET_SUFFIX = ".by-asset"
@@ -119,12 +131,15 @@ class Engine:
         load: Loader,
         partitions: int,
         limits: DecodeLimits | None = None,
+        topics: Iterable[str] = (),
     ) -> None:
+        scorers = list(scorers)
+        #: the telemetry topics this engine reads (fixed: the consumer subscribes to them)
+        self.served = sorted({*topics, *(s.inference.topic for s in scorers)})
         self.scorers_by_topic: dict[str, list[AssetScorer]] = {}
-        for scorer in scorers:
-            self.scorers_by_topic.setdefault(scorer.inference.topic, []).append(scorer)
-        for source in list(self.scorers_by_topic):
-            self.scorers_by_topic[by_asset_topic(source)] = self.scorers_by_topic[source]
+        self._index(scorers)
+        #: (inference id, partition) whose slots are not finalised until pre-fill is done
+        self.held: set[tuple[str, int]] = set()
         self.partitions = partitions
         self.load = load
         self._wall = _Now()
@@ -136,11 +151,104 @@ class Engine:
     @property
     def topics(self) -> list[str]:
         """Every topic the engine reads: the sources and their by-asset topics."""
-        return sorted(self.scorers_by_topic)
+        return sorted([*self.served, *(by_asset_topic(t) for t in self.served)])
 
     @property
     def source_topics(self) -> list[str]:
-        return sorted(t for t in self.scorers_by_topic if not t.endswith(BY_ASSET_SUFFIX))
+        return list(self.served)
+
+    @property
+    def scorers(self) -> list[AssetScorer]:
+        """The active inferences' scorers, one per inference."""
+        return [s for t in self.served for s in self.scorers_by_topic.get(t, ())]
+
+    def _index(self, scorers: Iterable[AssetScorer]) -> None:
+        by_topic: dict[str, list[AssetScorer]] = {}
+        for scorer in scorers:
+            topic = scorer.inference.topic
+            if topic not in self.served:
+                raise ValueError(f"inference {scorer.inference.inference_id!r} reads topic "
+                                 f"{topic!r}, which this engine does not serve")
+            by_topic.setdefault(topic, []).append(scorer)
+        for source in list(by_topic):
+            by_topic[by_asset_topic(source)] = by_topic[source]
+        self.scorers_by_topic = by_topic
+
+    def set_scorers(self, scorers: Iterable[AssetScorer]) -> list[AssetScorer]:
+        """Make ``scorers`` the active set; return those that start a new epoch here.
+
+        The in-memory state of an inference that stopped, or whose epoch changed, is dropped
+        (its stored snapshots are then ignored: another epoch's state is not restored).
+
+        >>> import numpy as np
+        >>> from streams.model import fit_model, ModelParams
+        >>> from streams.inference import InferenceConfig
+        >>> m = fit_model(np.zeros((50, 1)) + np.arange(50)[:, None] % 3,
+        ...               ModelParams(model_id="m", signals=("v",), window_size=2))
+        >>> e = Engine([], load=lambda k: None, partitions=1, topics=["t"])
+        >>> [s.epoch for s in e.set_scorers([AssetScorer(InferenceConfig("i", "m", "t"), m, 1)])]
+        [1]
+        >>> e.set_scorers([AssetScorer(InferenceConfig("i", "m", "t"), m, 1)])
+        []
+        """
+        scorers = list(scorers)
+        before = {s.inference.inference_id: s.epoch for s in self.scorers}
+        self._index(scorers)
+        now = {s.inference.inference_id: s.epoch for s in scorers}
+        stale = {i for i, epoch in before.items() if now.get(i) != epoch}
+        for key in [k for k, (_, _, sc) in self.states.items() if sc.inference.inference_id in stale]:
+            self._forget(key)
+        self.held = {(i, p) for i, p in self.held if i in now and i not in stale}
+        return [s for s in scorers if before.get(s.inference.inference_id) != s.epoch]
+
+    def hold(self, inference_id: str, partitions: Iterable[int]) -> None:
+        """Finalise nothing of the inference on these partitions until :meth:`release`
+        (while its windows are pre-filled from history)."""
+        self.held |= {(inference_id, p) for p in partitions}
+
+    def release(self, inference_id: str, partition: int) -> None:
+        self.held.discard((inference_id, partition))
+
+    def prefill(self, inference_id: str, partition: int, readings: Iterable[Reading]) -> BatchOutput:
+        """Take history readings of one partition into the inference's slots, not finalising.
+
+        Readings of assets whose home is another partition, or that the inference does not
+        want, are skipped; ones already held (the live stream got there first) are dropped as
+        duplicates, silently. Finalised with everything else once the hold is released.
+        """
+        out = BatchOutput()
+        scorer = next((s for s in self.scorers if s.inference.inference_id == inference_id), None)
+        if scorer is None:
+            return out
+        touched: dict[str, tuple[int, AssetScorer]] = {}
+        for reading in readings:
+            if not scorer.inference.wants(reading.asset_id) or \
+                    home_partition(reading.asset_id, self.partitions) != partition:
+                continue
+            key = state_key(inference_id, reading.asset_id)
+            state = self._state(key, partition, scorer)
+            if isinstance(scorer.accept(state, reading), Late | Duplicate):
+                continue
+            out.counts["prefilled"] += 1
+            touched[key] = (partition, scorer)
+            if scorer.inference.clock == "event":
+                self._event_clocks[key].observe(reading.ts_ms)
+        self._finalise(touched, out, always_snapshot=True)
+        return out
+
+    def progress(self) -> dict[str, InferenceProgress]:
+        """Per inference: assets held here, how many still warm up, points scored, the newest
+        finalised slot."""
+        acc: dict[str, list[Any]] = {}
+        for _, state, scorer in self.states.values():
+            row = acc.setdefault(scorer.inference.inference_id, [0, 0, 0, None])
+            row[0] += 1
+            row[1] += not state.window.full
+            row[2] += state.scored
+            wm = state.watermark.watermark_ms
+            if wm is not None and (row[3] is None or wm > row[3]):
+                row[3] = wm
+        return {i: InferenceProgress(*row) for i, row in acc.items()}
 
     def process_batch(self, messages: Sequence[Message], now_ms: int = 0) -> BatchOutput:
         """Decode, route and take the batch's points into their slots; then finalise what is due.
@@ -173,11 +281,15 @@ class Engine:
                     continue
                 for scorer in scorers:
                     inference = scorer.inference
-                    if not inference.wants(reading.asset_id):
+                    if not inference.wants(reading.asset_id) or inference.inference_id in out.failures:
                         continue
                     key = state_key(inference.inference_id, reading.asset_id)
-                    state = self._state(key, home, scorer)
-                    added = scorer.accept(state, reading)
+                    try:
+                        state = self._state(key, home, scorer)
+                        added = scorer.accept(state, reading)
+                    except Exception as exc:  # one inference's fault must not stop the others
+                        out.failures[inference.inference_id] = _describe(exc)
+                        continue
                     if isinstance(added, Late):
                         counts["late"] += 1
                         out.by_inference[(inference.inference_id, "late")] += 1
@@ -204,43 +316,61 @@ class Engine:
 
     def _finalise(self, items: dict[str, tuple[int, AssetScorer]], out: BatchOutput,
                   always_snapshot: bool) -> None:
-        counts = out.counts
         for key, (home, scorer) in items.items():
-            state = self.states[key][1]
             inference = scorer.inference
-            clock = self._event_clocks.get(key)
-            if clock is None:
-                now = self._wall.ms
-            else:
-                now = clock.now_ms()
-                idle_ms = self._wall.ms - self._last_arrival_ms.get(key, self._wall.ms)
-                if idle_ms >= inference.idle_timeout_ms:
-                    now = max(now, scorer.due_of_last_pending(state))
-            outcomes = scorer.finalise(state, now)
-            by_inference = out.by_inference
-            for outcome in outcomes:
-                counts[outcome.kind] += 1
-                by_inference[(inference.inference_id, outcome.kind)] += 1
-                if outcome.filled:
-                    counts["filled"] += 1
-                    by_inference[(inference.inference_id, "filled")] += 1
-                if outcome.anomaly is not None:
-                    counts["anomalies"] += 1
-                    out.anomalies.append((home, outcome.anomaly))
-                if outcome.gap is not None:
-                    counts["gap_points"] += outcome.gap.points
-                    out.gaps.append((home, inference.inference_id, key, outcome.gap))
-            if outcomes or always_snapshot:
-                snap = state.snapshot()
-                if clock is not None:
-                    snap["event_clock"] = clock.snapshot()
-                out.snapshots[key] = (home, snap)
+            if (inference.inference_id, home) in self.held or inference.inference_id in out.failures:
+                if always_snapshot and key in self.states:
+                    out.snapshots[key] = (home, self._snapshot(key))
+                continue
+            try:
+                self._finalise_one(key, home, scorer, out, always_snapshot)
+            except Exception as exc:  # one inference's fault must not stop the others
+                out.failures[inference.inference_id] = _describe(exc)
+
+    def _snapshot(self, key: str) -> Snapshot:
+        snap = self.states[key][1].snapshot()
+        clock = self._event_clocks.get(key)
+        if clock is not None:
+            snap["event_clock"] = clock.snapshot()
+        return snap
+
+    def _finalise_one(self, key: str, home: int, scorer: AssetScorer, out: BatchOutput,
+                      always_snapshot: bool) -> None:
+        counts = out.counts
+        state = self.states[key][1]
+        inference = scorer.inference
+        clock = self._event_clocks.get(key)
+        if clock is None:
+            now = self._wall.ms
+        else:
+            now = clock.now_ms()
+            idle_ms = self._wall.ms - self._last_arrival_ms.get(key, self._wall.ms)
+            if idle_ms >= inference.idle_timeout_ms:
+                now = max(now, scorer.due_of_last_pending(state))
+        outcomes = scorer.finalise(state, now)
+        by_inference = out.by_inference
+        for outcome in outcomes:
+            counts[outcome.kind] += 1
+            by_inference[(inference.inference_id, outcome.kind)] += 1
+            if outcome.filled:
+                counts["filled"] += 1
+                by_inference[(inference.inference_id, "filled")] += 1
+            if outcome.anomaly is not None:
+                counts["anomalies"] += 1
+                out.anomalies.append((home, outcome.anomaly))
+            if outcome.gap is not None:
+                counts["gap_points"] += outcome.gap.points
+                out.gaps.append((home, inference.inference_id, key, outcome.gap))
+        if outcomes or always_snapshot:
+            out.snapshots[key] = (home, self._snapshot(key))
 
     def _state(self, key: str, partition: int, scorer: AssetScorer) -> AssetState:
         held = self.states.get(key)
-        if held is not None and held[0] == partition:
+        if held is not None and held[0] == partition and held[2] is scorer:
             return held[1]
         snap = self.load(key)
+        if snap is not None and not scorer.owns(snap):
+            snap = None  # another epoch's state: this one starts afresh
         state = scorer.restore(snap) if snap is not None else scorer.new_state()
         self.states[key] = (partition, state, scorer)
         if scorer.inference.clock == "event":
@@ -256,7 +386,16 @@ class Engine:
         gone = set(partitions)
         keys = [k for k, (p, _, _) in self.states.items() if p in gone]
         for k in keys:
-            del self.states[k]
-            self._event_clocks.pop(k, None)
-            self._last_arrival_ms.pop(k, None)
+            self._forget(k)
+        self.held = {(i, p) for i, p in self.held if p not in gone}
         return len(keys)
+
+    def _forget(self, key: str) -> None:
+        del self.states[key]
+        self._event_clocks.pop(key, None)
+        self._last_arrival_ms.pop(key, None)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming an unexpected error, for a status record."""
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from streams.alerts import AlertConfig
 from streams.calibration import DEFAULT_SENSITIVITY, threshold_for
 
 ClockMode = Literal["wall", "event"]
@@ -34,6 +35,10 @@ class InferenceConfig:
     lags (a slow gateway, per-asset batches) must not make another's points late.
     ``max_fill_points``: the longest run of missing slots the model's fill
     method fills; a longer one is reported as a gap.
+    ``model_version``: the version scored with; ``None`` (a worker's declaration file) means
+    the latest, and the control plane pins the latest Completed one when it accepts a create.
+    ``alerts`` and ``hooks``: the alert configurations (SPEC §7) and the names of the hooks
+    their notifications go to.
     """
 
     inference_id: str
@@ -46,6 +51,9 @@ class InferenceConfig:
     clock: ClockMode = "wall"
     idle_timeout_ms: int = 5_000
     max_fill_points: int = 5
+    model_version: int | None = None
+    alerts: tuple[AlertConfig, ...] = ()
+    hooks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.inference_id):
@@ -61,6 +69,9 @@ class InferenceConfig:
             raise ValueError(f"idle timeout must be ≥ 0 ms, got {self.idle_timeout_ms}")
         if self.max_fill_points < 0:
             raise ValueError(f"max fill points must be ≥ 0, got {self.max_fill_points}")
+        names = [a.name for a in self.alerts]
+        if len(names) != len(set(names)):
+            raise ValueError("alert configuration names must be unique within an inference")
 
     def wants(self, asset_id: str) -> bool:
         """Whether this inference scores the asset (no filter: every asset)."""
@@ -69,7 +80,8 @@ class InferenceConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InferenceConfig:
         known = {"inference_id", "model_id", "topic", "sensitivity", "start_ms", "delay_ms",
-                 "assets", "clock", "idle_timeout_ms", "max_fill_points"}
+                 "assets", "clock", "idle_timeout_ms", "max_fill_points", "model_version",
+                 "alerts", "hooks"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown inference field(s): {', '.join(sorted(unknown))}")
@@ -84,6 +96,9 @@ class InferenceConfig:
             clock=d.get("clock", "wall"),
             idle_timeout_ms=int(d.get("idle_timeout_ms", 5_000)),
             max_fill_points=int(d.get("max_fill_points", 5)),
+            model_version=None if d.get("model_version") is None else int(d["model_version"]),
+            alerts=tuple(AlertConfig.from_dict(a) for a in d.get("alerts", ())),
+            hooks=tuple(str(h) for h in d.get("hooks", ())),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,4 +113,7 @@ class InferenceConfig:
             "clock": self.clock,
             "idle_timeout_ms": self.idle_timeout_ms,
             "max_fill_points": self.max_fill_points,
+            "model_version": self.model_version,
+            "alerts": [a.to_dict() for a in self.alerts],
+            "hooks": list(self.hooks),
         }

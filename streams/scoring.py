@@ -57,9 +57,11 @@ class AssetState:
     watermark: AssetWatermark
     last_ts_ms: int | None = None
     scored: int = 0
+    epoch: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            "epoch": self.epoch,
             "window": self.window.snapshot(),
             "detector": self.detector.snapshot(),
             "watermark": self.watermark.snapshot(),
@@ -84,11 +86,13 @@ class Outcome:
 class AssetScorer:
     """Scores the points of any asset of one inference, given that asset's state."""
 
-    __slots__ = ("inference", "model", "slots", "threshold")
+    __slots__ = ("epoch", "inference", "model", "slots", "threshold")
 
-    def __init__(self, inference: InferenceConfig, model: Model) -> None:
+    def __init__(self, inference: InferenceConfig, model: Model, epoch: int = 0) -> None:
         self.inference = inference
         self.model = model
+        #: the inference's activation count: state of another epoch is not this scorer's
+        self.epoch = epoch
         self.threshold = threshold_for(inference.sensitivity)
         self.slots = WatermarkConfig(
             interval_ms=model.interval_ms, delay_ms=inference.delay_ms,
@@ -101,7 +105,12 @@ class AssetScorer:
             window=SlidingWindow(self.model.window_size, len(self.model.signals)),
             detector=self.model.detector.build(),
             watermark=self.slots.build(None),
+            epoch=self.epoch,
         )
+
+    def owns(self, snapshot: dict[str, Any]) -> bool:
+        """Whether a stored snapshot belongs to this scorer's epoch (else it starts afresh)."""
+        return int(snapshot.get("epoch", 0)) == self.epoch
 
     def restore(self, snapshot: dict[str, Any]) -> AssetState:
         return AssetState(
@@ -110,6 +119,7 @@ class AssetScorer:
             watermark=self.slots.build(snapshot.get("watermark")),
             last_ts_ms=snapshot["last_ts_ms"],
             scored=int(snapshot["scored"]),
+            epoch=self.epoch,
         )
 
     def accept(self, state: AssetState, reading: Reading) -> AddOutcome:

@@ -1,0 +1,140 @@
+"""The engine under the control plane: epochs, pre-fill holds, one inference's fault isolated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streams.codec import encode_telemetry
+from streams.engine import Engine, Message
+from streams.inference import InferenceConfig
+from streams.model import Model, ModelParams, fit_model
+from streams.records import Reading
+from streams.scoring import AssetScorer
+from streams.simulate import SIGNALS, Fault, generate_fleet, training_rows
+
+T0 = 1_767_225_600_000
+S = 1_000
+
+
+@pytest.fixture(scope="module")
+def model() -> Model:
+    return fit_model(training_rows(2, 1500, seed=3),
+                     ModelParams(model_id="m", signals=SIGNALS, window_size=8))
+
+
+def scorer(model: Model, epoch: int = 1, inference: str = "inf", **cfg: Any) -> AssetScorer:
+    config = InferenceConfig(inference, "m", "tele", **{"clock": "event", "idle_timeout_ms": 1_000,
+                                                        **cfg})
+    return AssetScorer(config, model, epoch)
+
+
+def msg(r: Reading, offset: int = 0) -> Message:
+    return Message("tele", 0, offset, r.asset_id.encode(), encode_telemetry([r]))
+
+
+def pump(points: int = 80, fault_at: int = 50) -> list[Reading]:
+    return generate_fleet(["p"], points, T0, S, seed=9,
+                          faults=[Fault("p", "spike", fault_at, 1)]).readings
+
+
+def run(e: Engine, readings: list[Reading]) -> list[str]:
+    keys = [a.key for _, a in e.process_batch([msg(r) for r in readings]).anomalies]
+    return keys + [a.key for _, a in e.tick(now_ms=10**13).anomalies]
+
+
+def test_an_engine_serves_its_topics_with_no_inference_active(model: Model) -> None:
+    e = Engine([], load=lambda k: None, partitions=1, topics=["tele"])
+    assert e.topics == ["tele", "tele.by-asset"]
+    out = e.process_batch([msg(r) for r in pump(5)])
+    assert out.counts["received"] == 5 and out.counts["scored"] == 0 and not e.states
+
+
+def test_an_inference_on_a_topic_the_engine_does_not_serve_is_refused(model: Model) -> None:
+    e = Engine([], load=lambda k: None, partitions=1, topics=["other"])
+    with pytest.raises(ValueError, match="does not serve"):
+        e.set_scorers([scorer(model)])
+
+
+def test_a_prefilled_window_scores_from_the_first_point_at_the_start(model: Model) -> None:
+    readings = pump(80)
+    start = readings[40].ts_ms
+    e = Engine([], load=lambda k: None, partitions=1, topics=["tele"])
+    (new,) = e.set_scorers([scorer(model, start_ms=start)])
+    e.hold("inf", [0])
+    live = e.process_batch([msg(r) for r in readings[40:]])
+    assert live.counts["scored"] == 0, "nothing is finalised while the window is pre-filled"
+    history = e.prefill("inf", 0, readings[:40])
+    assert history.counts["prefilled"] == 40 and history.counts["scored"] == 0
+    e.release("inf", 0)
+    out = e.tick(now_ms=10**13)
+    assert out.counts["warming_up"] == 40, "history only fills the window"
+    assert out.counts["scored"] == 40, "every point from the start on is scored, none warms up"
+    reference = Engine([scorer(model, start_ms=start)], load=lambda k: None, partitions=1)
+    assert [a.key for _, a in out.anomalies] == run(reference, readings)
+
+
+def test_history_the_live_stream_already_delivered_is_taken_once(model: Model) -> None:
+    readings = pump(60)
+    e = Engine([], load=lambda k: None, partitions=1, topics=["tele"])
+    e.set_scorers([scorer(model)])
+    e.hold("inf", [0])
+    e.process_batch([msg(r) for r in readings[30:]])
+    assert e.prefill("inf", 0, readings).counts["prefilled"] == 30
+    e.release("inf", 0)
+    assert e.tick(now_ms=10**13).counts["scored"] + 8 == 60
+
+
+def test_a_new_epoch_starts_afresh_and_ignores_the_stored_state_of_the_last(model: Model) -> None:
+    store: dict[str, Any] = {}
+    e = Engine([], load=store.get, partitions=1, topics=["tele"])
+    e.set_scorers([scorer(model, epoch=1)])
+    out = e.process_batch([msg(r) for r in pump(20)])
+    store.update({k: snap for k, (_, snap) in out.snapshots.items()})
+    assert store["inf/p"]["epoch"] == 1 and e.states
+    assert [s.epoch for s in e.set_scorers([scorer(model, epoch=2)])] == [2]
+    assert not e.states, "the old epoch's state is dropped from memory"
+    later = [Reading("p", T0 + (100 + i) * S, dict(r.signals)) for i, r in enumerate(pump(3))]
+    out = e.process_batch([msg(r) for r in later])
+    assert out.snapshots["inf/p"][1]["epoch"] == 2
+    assert out.counts["late"] == 0 and out.counts["duplicate"] == 0
+
+
+def test_an_unchanged_scorer_set_keeps_its_state(model: Model) -> None:
+    e = Engine([], load=lambda k: None, partitions=1, topics=["tele"])
+    e.set_scorers([scorer(model)])
+    e.process_batch([msg(r) for r in pump(10)])
+    assert e.set_scorers([scorer(model)]) == [] and "inf/p" in e.states
+
+
+def test_a_stopped_inference_stops_taking_points(model: Model) -> None:
+    e = Engine([], load=lambda k: None, partitions=1, topics=["tele"])
+    e.set_scorers([scorer(model)])
+    e.process_batch([msg(r) for r in pump(10)])
+    e.set_scorers([])
+    out = e.process_batch([msg(r) for r in pump(20)[10:]])
+    assert not e.states and out.counts["scored"] == out.counts["warming_up"] == 0
+
+
+def test_one_inference_failing_leaves_the_others_scoring(model: Model) -> None:
+    class Broken(AssetScorer):
+        def accept(self, state: Any, reading: Reading) -> Any:
+            raise RuntimeError("detector exploded")
+
+    broken = Broken(scorer(model, inference="bad").inference, model, 1)
+    e = Engine([broken, scorer(model, inference="good")], load=lambda k: None, partitions=1)
+    out = e.process_batch([msg(r) for r in pump(30)])
+    assert out.failures == {"bad": "RuntimeError: detector exploded"}
+    assert out.by_inference[("good", "scored")] > 0
+    assert not any(k.startswith("bad/") for k in out.snapshots)
+
+
+def test_progress_tells_assets_warm_up_and_the_newest_finalised_slot(model: Model) -> None:
+    e = Engine([scorer(model)], load=lambda k: None, partitions=1)
+    readings = pump(30)
+    e.process_batch([msg(r) for r in readings])
+    e.tick(now_ms=10**13)
+    p = e.progress()["inf"]
+    assert (p.assets, p.warming_up, p.scored) == (1, 0, 22)
+    assert p.last_finalised_ms == readings[-1].ts_ms
