@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from agents.broker import BrokerError, resolved_broker
+from agents.inference_cli import inference_group
 from agents.model_cli import model_group
 from agents.model_store import ModelStoreError
 from agents.settings import Settings
@@ -36,8 +37,11 @@ def cli() -> None:
 
 @cli.command()
 @broker_option
-@click.option("--inferences", "inferences_file", type=click.Path(path_type=Path), required=True,
-              help="JSON file: one inference object or a list of them.")
+@click.option("--inferences", "inferences_file", type=click.Path(path_type=Path), default=None,
+              help="JSON file declaring inferences (one object or a list), created at start "
+                   "if absent (docs/control.md). Others are scheduled with `inference create`.")
+@click.option("--topic", "extra_topics", multiple=True,
+              help="A telemetry topic to serve besides the default (repeatable).")
 @click.option("--models", "models_dir", type=click.Path(path_type=Path), default=None,
               help="Model store directory (env ASSETWATCH_MODELS_DIR, default var/models).")
 @click.option("--app-id", default=None, help="Faust app id = consumer group (default assetwatch).")
@@ -90,6 +94,7 @@ def demo(broker: str | None, assets: int, points: int, rate: float, seed: int) -
 
 
 cli.add_command(model_group)
+cli.add_command(inference_group)
 
 
 def main() -> None:

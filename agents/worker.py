@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import faust
 import orjson
@@ -10,13 +13,18 @@ from faust.worker import Worker
 
 from agents.app import create_app
 from agents.broker import ensure_topics
-from agents.model_store import ModelStore
-from agents.scoring_agent import PipelineStats, register_scoring_agent
+from agents.control_agent import InferenceSync, StoreCatalog, decode_state, register_controller
+from agents.control_api import register_control_api
+from agents.kafka_io import make_producer
+from agents.model_store import ModelStore, ModelStoreError
+from agents.scoring_agent import PipelineStats, register_scoring_agent, wall_ms
 from agents.settings import Settings
+from agents.topic_view import TopicView
 from agents.topics import topic_specs
+from streams.codec import dumps
+from streams.control import Command, InferenceState
 from streams.engine import Engine
 from streams.inference import InferenceConfig
-from streams.scoring import AssetScorer
 
 
 class ConfigError(ValueError):
@@ -42,21 +50,78 @@ def load_inferences(path: Path) -> list[InferenceConfig]:
     return configs
 
 
-def build_engine(settings: Settings, inferences: list[InferenceConfig]) -> Engine:
+def check_declared(settings: Settings, inferences: list[InferenceConfig]) -> None:
+    """A declaration file naming a model the store cannot load fails the worker's start."""
     store = ModelStore(settings.models_dir)
-    scorers = [AssetScorer(cfg, store.load(cfg.model_id)) for cfg in inferences]
-    return Engine(scorers, load=lambda key: None, partitions=settings.partitions)
+    for cfg in inferences:
+        try:
+            store.load(cfg.model_id, cfg.model_version)
+        except ModelStoreError as exc:
+            raise ConfigError(f"inference {cfg.inference_id!r}: {exc}") from exc
+
+
+def declare(bootstrap: str, settings: Settings, inferences: list[InferenceConfig]) -> None:
+    """Send a ``create`` with ``declare`` for each inference of the file: the controller accepts
+    it once and, while it is unchanged, again on every start (docs/control.md)."""
+    if not inferences:
+        return
+    producer = make_producer(bootstrap)
+    for cfg in inferences:
+        params = {**cfg.to_dict(), "declare": True}
+        cmd = Command(f"declare/{cfg.inference_id}/{uuid.uuid4().hex[:12]}", "create",
+                      cfg.inference_id, params, wall_ms(), "worker-declaration")
+        producer.produce(settings.topics.control, key=cfg.inference_id.encode(),
+                         value=dumps(cmd.to_record()))
+    if producer.flush(30) != 0:
+        raise ConfigError("could not send the declared inferences to the control topic")
 
 
 def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, PipelineStats]:
-    if settings.inferences_file is None:
-        raise ConfigError("no inferences configured: pass --inferences FILE")
-    inferences = load_inferences(settings.inferences_file)
-    engine = build_engine(settings, inferences)
+    """The whole worker: scoring agent, controller, inference sync; topics created first."""
+    declared = load_inferences(settings.inferences_file) if settings.inferences_file else []
+    check_declared(settings, declared)
+    served = {settings.topics.telemetry, *settings.extra_topics, *(c.topic for c in declared)}
+    engine = Engine([], load=lambda key: None, partitions=settings.partitions, topics=served)
     ensure_topics(bootstrap, topic_specs(settings, engine.topics))
     app = create_app(settings, bootstrap)
     stats = PipelineStats()
-    register_scoring_agent(app, settings, engine, stats)
+    handles = register_scoring_agent(app, settings, engine, stats)
+    store = ModelStore(settings.models_dir)
+    catalog = StoreCatalog(store, engine.served, engine.signals_seen)
+    topics = register_controller(app, settings, catalog, wall_ms)
+    view: TopicView[InferenceState] = TopicView(bootstrap, settings.topics.inference_status,
+                                                decode_state)
+    sync = InferenceSync(
+        settings=settings, engine=engine, store=store, view=view, bootstrap=bootstrap,
+        publish=handles.publish, table=handles.table, topics=topics, wall_ms=wall_ms,
+        recovered=lambda: cast(Any, app.tables).recovery.completed.is_set(),
+        assigned=lambda: set(stats.assigned),
+        declared=frozenset(c.inference_id for c in declared),
+        worker_id=f"{socket.gethostname()}:{settings.web_port}",
+    )
+    register_control_api(app, settings, bootstrap, view)
+    stats.listeners.append(sync.observe)
+    stats.ready_checks.append(lambda: sync.ready)
+
+    @app.task
+    async def start_view() -> None:
+        view.start()
+        declare(bootstrap, settings, declared)
+
+    @app.timer(0.25)
+    async def follow_control() -> None:
+        sync.step()
+
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        sync.on_assigned({tp.partition for tp in assigned if tp.topic in engine.topics})
+
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        sync.on_revoked({tp.partition for tp in revoked if tp.topic in engine.topics})
+
+    cast(Any, app.on_partitions_assigned).connect(on_assigned)
+    cast(Any, app.on_partitions_revoked).connect(on_revoked)
     return app, stats
 
 

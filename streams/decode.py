@@ -203,6 +203,15 @@ def _parse_ts(text: str) -> int | str:
     return ms
 
 
+def parse_timestamp(text: str) -> int | str:
+    """An RFC 3339 timestamp as epoch ms, or the reason it is not one (CLI options use it).
+
+    >>> parse_timestamp("2026-01-01T00:00:00Z"), parse_timestamp("yesterday")
+    (1767225600000, "timestamp not RFC 3339: 'yesterday'")
+    """
+    return _parse_ts(text)
+
+
 def _show_ts(ts_ms: int) -> str:
     try:
         return format_ts(ts_ms)

@@ -140,6 +140,8 @@ class Engine:
         self._index(scorers)
         #: (inference id, partition) whose slots are not finalised until pre-fill is done
         self.held: set[tuple[str, int]] = set()
+        #: per served topic, the signal names its readings carried (scheduling checks them)
+        self.signals_seen: dict[str, set[str]] = {t: set() for t in self.served}
         self.partitions = partitions
         self.load = load
         self._wall = _Now()
@@ -236,6 +238,15 @@ class Engine:
         self._finalise(touched, out, always_snapshot=True)
         return out
 
+    def prefill_messages(self, inference_id: str, partition: int, messages: Iterable[Message],
+                         from_ms: int) -> BatchOutput:
+        """:meth:`prefill` from raw history records, keeping readings stamped at or after
+        ``from_ms`` (records the edge refuses were dead-lettered when they first came)."""
+        readings = [r for m in messages
+                    if not isinstance(decoded := decode_telemetry(m.value, m.key, self.limits), Rejection)
+                    for r in decoded if r.ts_ms >= from_ms]
+        return self.prefill(inference_id, partition, readings)
+
     def progress(self) -> dict[str, InferenceProgress]:
         """Per inference: assets held here, how many still warm up, points scored, the newest
         finalised slot."""
@@ -272,7 +283,10 @@ class Engine:
             if not forwarded:
                 counts["received"] += len(decoded)
             scorers = self.scorers_by_topic.get(msg.topic, ())
+            seen = self.signals_seen.get(msg.topic)
             for reading in decoded:
+                if seen is not None:
+                    seen.update(reading.signals)
                 home = home_partition(reading.asset_id, self.partitions)
                 if home != msg.partition and not forwarded:
                     target = by_asset_topic(msg.topic)

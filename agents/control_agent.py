@@ -1,0 +1,349 @@
+"""The control plane on the worker (SPEC §5.4; docs/control.md).
+
+* **The controller**: a Faust agent on the one-partition control topic, so exactly one worker
+  of the group decides, in topic order. Its table (``control-state``, changelog-backed) holds
+  every inference's state and every command's result; it applies :func:`streams.control.decide`
+  and publishes the new state (compacted status topic, keyed by inference id), the result and
+  any gap (event log). A command id seen before gets its first result again.
+* **The sync** (:class:`InferenceSync`, on every worker): follows the status topic, turns the
+  Active states into scorers for the engine, holds and pre-fills each new epoch's slots per
+  owned partition from the topic's history, reports an inference that keeps failing (→
+  SystemPaused, the others go on) and publishes each inference's progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from agents.history import read_history
+from agents.model_store import ModelStore, ModelStoreError
+from agents.settings import Settings
+from agents.topic_view import TopicView
+from streams.codec import dumps, loads
+from streams.control import Command, Decision, InferenceState, ModelInfo, decide
+from streams.engine import BatchOutput, Engine, Message, by_asset_topic
+from streams.model import Model
+from streams.scoring import AssetScorer
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[BatchOutput], None]
+
+
+def decode_state(value: bytes) -> InferenceState:
+    try:
+        return InferenceState.from_record(loads(value))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not an inference state: {exc}") from exc
+
+
+def model_info(store: ModelStore, model_id: str, version: int | None) -> ModelInfo | None:
+    """What the control plane needs of a stored model: status, signals, or why it is unusable."""
+    versions = sorted(set(store.versions(model_id)) | set(store.record_versions(model_id)))
+    if not versions:
+        return None
+    chosen = versions[-1] if version is None else version
+    if chosen not in versions:
+        return None
+    record = store.load_record(model_id, chosen)
+    if record is not None and record.status.value != "completed":
+        return ModelInfo(model_id, chosen, record.status.value, (), record.reason)
+    try:
+        model = store.load(model_id, chosen)
+    except ModelStoreError as exc:
+        return ModelInfo(model_id, chosen, "failed", (), str(exc))
+    return ModelInfo(model_id, chosen, "completed", tuple(model.signals))
+
+
+@dataclass
+class StoreCatalog:
+    """:class:`streams.control.Catalog` over the model store and what the worker serves."""
+
+    store: ModelStore
+    served: Iterable[str]
+    signals_seen: dict[str, set[str]]
+    hook_names: Callable[[], Iterable[str]] = lambda: ()
+
+    def model(self, model_id: str, version: int | None) -> ModelInfo | None:
+        return model_info(self.store, model_id, version)
+
+    def topic_exists(self, topic: str) -> bool:
+        return topic in set(self.served)
+
+    def topic_signals(self, topic: str) -> frozenset[str] | None:
+        seen = self.signals_seen.get(topic)
+        return frozenset(seen) if seen else None
+
+    def hook_exists(self, name: str) -> bool:
+        return name in set(self.hook_names())
+
+
+def gap_record(inference_id: str, from_ms: int, to_ms: int, reason: str, at_ms: int,
+               asset_id: str | None = None, points: int | None = None) -> dict[str, Any]:
+    """A ``gap`` status event: a span not scored, which a replay can fill."""
+    return {"kind": "gap", "inference_id": inference_id, "asset_id": asset_id, "from": from_ms,
+            "to": to_ms, "points": points, "reason": reason, "at": at_ms}
+
+
+@dataclass
+class ControlTopics:
+    control: faust.TopicT
+    status: faust.TopicT
+    events: faust.TopicT
+    stats: faust.TopicT
+
+
+def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalog,
+                        wall_ms: Callable[[], int]) -> ControlTopics:
+    """Declare the control agent, its table and the status topics on ``app``."""
+    t = settings.topics
+
+    def raw(name: str) -> faust.TopicT:
+        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=1)
+
+    topics = ControlTopics(raw(t.control), raw(t.inference_status), raw(t.inference_events),
+                           raw(t.inference_stats))
+    table = app.Table("control-state", default=None, partitions=1, key_type=str)
+
+    def store(key: str, value: dict[str, Any]) -> None:
+        table.data[key] = value
+        table.send_changelog(0, key, value)
+
+    def handle(value: bytes | None) -> None:
+        record: Any = None
+        try:
+            record = loads(value or b"")
+            if not isinstance(record, dict):
+                raise ValueError("a command is a JSON object")
+            cmd = Command.from_record(record)
+        except ValueError as exc:
+            plain = record if isinstance(record, dict) else {}
+            result: dict[str, Any] = {
+                      "kind": "command_result", "command_id": str(plain.get("command_id") or "invalid"),
+                      "inference_id": str(plain.get("inference_id") or "?"),
+                      "type": str(plain.get("type") or "?"), "accepted": False,
+                      "reason": f"invalid command: {exc}", "at": wall_ms()}
+            topics.events.send_soon(key=result["inference_id"].encode(), value=dumps(result))
+            return
+        seen = table.data.get(f"command/{cmd.command_id}")
+        if seen is not None:
+            topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(seen))
+            return
+        plain_state = table.data.get(f"inference/{cmd.inference_id}")
+        current = InferenceState.from_record(plain_state) if plain_state else None
+        decision: Decision = decide(current, cmd, catalog, wall_ms())
+        if decision.state is not None:
+            record_out = decision.state.to_record()
+            store(f"inference/{cmd.inference_id}", record_out)
+            topics.status.send_soon(key=cmd.inference_id.encode(), value=dumps(record_out))
+        result = decision.result_record()
+        store(f"command/{cmd.command_id}", result)
+        topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(result))
+        if decision.gap is not None:
+            gap = gap_record(cmd.inference_id, *decision.gap, reason="paused", at_ms=decision.at_ms)
+            topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(gap))
+        level = logging.INFO if decision.accepted else logging.WARNING
+        log.log(level, "command %s %s on %s: %s", cmd.command_id, cmd.type, cmd.inference_id,
+                decision.reason)
+
+    @app.agent(topics.control, name="control")
+    async def control(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            handle(event.message.value)
+
+    return topics
+
+
+def prefill_from_ms(scorer: AssetScorer) -> int:
+    """The earliest event time a new epoch's windows need: a window and a fill run before the
+    start, and the delay offset."""
+    cfg, model = scorer.inference, scorer.model
+    return cfg.start_ms - (model.window_size + cfg.max_fill_points + 2) * model.interval_ms - cfg.delay_ms
+
+
+@dataclass
+class InferenceSync:
+    """Keeps this worker's engine in step with the status topic; see the module docstring."""
+
+    settings: Settings
+    engine: Engine
+    store: ModelStore
+    view: TopicView[InferenceState]
+    bootstrap: str
+    publish: Publish
+    table: Any  # the asset-state table: pre-fill markers live beside the snapshots
+    topics: ControlTopics
+    wall_ms: Callable[[], int]
+    recovered: Callable[[], bool]
+    assigned: Callable[[], set[int]]
+    declared: frozenset[str] = frozenset()
+    worker_id: str = field(default_factory=lambda: socket.gethostname())
+    seen_version: int = -1
+    models: dict[tuple[str, int | None, int], Model] = field(default_factory=dict)
+    checks: set[tuple[str, int, int]] = field(default_factory=set)
+    jobs: dict[tuple[str, int, int], Future[list[Message]]] = field(default_factory=dict)
+    failures: Counter[tuple[str, int]] = field(default_factory=Counter)
+    reported: set[tuple[str, int]] = field(default_factory=set)
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    last_stats_ms: int = 0
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, "prefill"))
+
+    @property
+    def ready(self) -> bool:
+        """The status topic was read to its end, applied, and every declared inference is known."""
+        return (self.view.caught_up.is_set() and self.seen_version == self.view.version
+                and self.declared <= set(self.view.items()))
+
+    def step(self) -> None:
+        """One turn of the timer: follow the status topic, run pre-fills, report, publish stats."""
+        if self.view.version != self.seen_version:
+            self.reconcile()
+        self._start_prefills()
+        self._finish_prefills()
+        now = self.wall_ms()
+        if now - self.last_stats_ms >= self.settings.stats_interval_s * 1000:
+            self.last_stats_ms = now
+            self._publish_stats(now)
+
+    def reconcile(self) -> None:
+        self.seen_version = self.view.version
+        served = set(self.engine.served)
+        scorers = []
+        for state in self.view.items().values():
+            cfg = state.config
+            if not state.active or cfg.topic not in served:
+                continue
+            # loaded afresh at each activation: a restart re-checks the artifact's hash
+            key = (cfg.model_id, cfg.model_version, state.epoch)
+            try:
+                model = self.models.get(key) or self.store.load(cfg.model_id, cfg.model_version)
+            except ModelStoreError as exc:
+                self._report(state.inference_id, state.epoch, f"model unusable: {exc}")
+                continue
+            self.models[key] = model
+            scorers.append(AssetScorer(cfg, model, state.epoch))
+        for scorer in self.engine.set_scorers(scorers):
+            self.counts.pop(scorer.inference.inference_id, None)
+            self._start_epoch(scorer, self.assigned())
+
+    def on_assigned(self, partitions: set[int]) -> None:
+        for scorer in self.engine.scorers:
+            self._start_epoch(scorer, partitions)
+
+    def on_revoked(self, partitions: set[int]) -> None:
+        self.checks = {c for c in self.checks if c[2] not in partitions}
+        for key in [k for k in self.jobs if k[2] in partitions]:
+            self.jobs.pop(key).cancel()
+
+    def _start_epoch(self, scorer: AssetScorer, partitions: Iterable[int]) -> None:
+        parts = set(partitions)
+        inference_id = scorer.inference.inference_id
+        self.engine.hold(inference_id, parts)
+        self.checks |= {(inference_id, scorer.epoch, p) for p in parts}
+
+    def _scorer(self, inference_id: str, epoch: int) -> AssetScorer | None:
+        return next((s for s in self.engine.scorers
+                     if s.inference.inference_id == inference_id and s.epoch == epoch), None)
+
+    def _start_prefills(self) -> None:
+        if not self.checks or not self.recovered():
+            return
+        for check in sorted(self.checks):
+            self.checks.discard(check)
+            inference_id, epoch, partition = check
+            scorer = self._scorer(inference_id, epoch)
+            if scorer is None or partition not in self.assigned():
+                continue
+            if self.table.data.get(_marker(check)) is not None:
+                self.engine.release(inference_id, partition)
+                continue
+            topic = scorer.inference.topic
+            self.jobs[check] = self.pool.submit(
+                read_history, self.bootstrap, [topic, by_asset_topic(topic)], partition,
+                prefill_from_ms(scorer))
+
+    def _finish_prefills(self) -> None:
+        for check in [k for k, f in self.jobs.items() if f.done()]:
+            future = self.jobs.pop(check)
+            inference_id, epoch, partition = check
+            scorer = self._scorer(inference_id, epoch)
+            if scorer is None or partition not in self.assigned():
+                continue
+            try:
+                messages = future.result()
+            except Exception as exc:  # the broker hiccupped: try again on the next turn
+                log.warning("pre-fill of %s partition %d failed (%s); retrying", inference_id,
+                            partition, exc)
+                self.checks.add(check)
+                continue
+            out = self.engine.prefill_messages(inference_id, partition, messages,
+                                               prefill_from_ms(scorer))
+            self.publish(out)
+            marker = {"done_at": self.wall_ms(), "records": len(messages)}
+            self.table.data[_marker(check)] = marker
+            self.table.send_changelog(partition, _marker(check), marker)
+            self.engine.release(inference_id, partition)
+
+    def observe(self, out: BatchOutput) -> None:
+        """Count what a batch did per inference; report an inference that keeps failing."""
+        for (inference_id, outcome), n in out.by_inference.items():
+            self.counts.setdefault(inference_id, Counter())[outcome] += n
+        for _, anomaly in out.anomalies:
+            self.counts.setdefault(anomaly.inference_id, Counter())["anomalies"] += 1
+        for inference_id, error in out.failures.items():
+            scorer = next((s for s in self.engine.scorers
+                           if s.inference.inference_id == inference_id), None)
+            epoch = scorer.epoch if scorer is not None else 0
+            self.failures[(inference_id, epoch)] += 1
+            log.error("inference %s failed: %s", inference_id, error)
+            if self.failures[(inference_id, epoch)] >= self.settings.max_inference_failures:
+                self._report(inference_id, epoch, f"failed {self.failures[(inference_id, epoch)]} "
+                             f"times; last error: {error}")
+
+    def _report(self, inference_id: str, epoch: int, error: str) -> None:
+        """Ask the controller to move the inference to SystemPaused (once per epoch)."""
+        if (inference_id, epoch) in self.reported:
+            return
+        self.reported.add((inference_id, epoch))
+        cmd = Command(f"fail/{inference_id}/{epoch}", "fail", inference_id, {"error": error},
+                      self.wall_ms(), f"worker:{self.worker_id}")
+        self.topics.control.send_soon(key=inference_id.encode(), value=dumps(cmd.to_record()))
+
+    def _publish_stats(self, now_ms: int) -> None:
+        progress = self.engine.progress()
+        for scorer in self.engine.scorers:
+            inference_id = scorer.inference.inference_id
+            p = progress.get(inference_id)
+            counts = self.counts.get(inference_id, Counter())
+            last = p.last_finalised_ms if p is not None else None
+            due = None if last is None else scorer.slots.due_at_ms(last)
+            record = {
+                "inference_id": inference_id, "worker": self.worker_id, "epoch": scorer.epoch,
+                "assets": p.assets if p else 0, "warming_up": p.warming_up if p else 0,
+                "last_finalised": last,
+                "watermark_lag_ms": None if due is None or scorer.inference.clock != "wall"
+                else max(0, now_ms - due),
+                "points_scored": counts["scored"], "anomalies": counts["anomalies"],
+                "late": counts["late"], "filled": counts["filled"], "gaps": counts["gap"],
+                "prefilling": sorted(p_ for i, p_ in self.engine.held if i == inference_id),
+                "at": now_ms,
+            }
+            self.topics.stats.send_soon(key=f"{inference_id}/{self.worker_id}".encode(),
+                                        value=dumps(record))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.view.close()
+
+
+def _marker(check: tuple[str, int, int]) -> str:
+    inference_id, epoch, partition = check
+    return f"#prefill/{inference_id}/{epoch}/{partition}"
