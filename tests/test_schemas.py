@@ -19,7 +19,8 @@ from streams.codec import encode_anomaly, encode_dead_letter, encode_late, loads
 from streams.decode import decode_telemetry
 from streams.records import Anomaly, Reading, Rejection
 
-NAMES = ["alert.v1", "anomaly.v1", "control-command.v1", "dead-letter.v1", "late-point.v1",
+NAMES = ["alert.v1", "anomaly.v1", "control-command.v1", "dead-letter.v1",
+         "hook-dead-letter.v1", "late-point.v1", "notification.v1",  # hooks (issue #5)
          "status-event.v1", "telemetry.v1"]
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
