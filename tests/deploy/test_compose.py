@@ -1,0 +1,148 @@
+"""``deploy/docker-compose.yml`` and its files agree with each other and with the real CLI
+(no Docker needed: the files are parsed and cross-checked)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from agents.cli import cli
+from agents.settings import TopicNames
+from streams.inference import InferenceConfig
+from tests.deploy.conftest import DEPLOY, REPO
+
+COMPOSE = DEPLOY / "docker-compose.yml"
+_DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def interpolate(value: str) -> str:
+    """Compose's ``${VAR:-default}`` with every variable unset."""
+    return _DEFAULTED.sub(lambda m: m[2], value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def worker_params(compose: dict[str, Any]) -> dict[str, Any]:
+    """The worker service's command, parsed by the CLI's own click command."""
+    command = [interpolate(str(arg)) for arg in compose["services"]["worker"]["command"]]
+    assert command[0] == "worker"
+    worker = cli.commands["worker"]
+    with worker.make_context("worker", command[1:]) as ctx:
+        return dict(ctx.params)
+
+
+def test_services_and_images(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) >= {"kafka", "worker", "prometheus", "grafana"}
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    build = services["worker"]["build"]
+    assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
+    assert "ENTRYPOINT [\"assetwatch\"]" in (DEPLOY / "Dockerfile").read_text()
+
+
+def test_kafka_runs_in_kraft_mode_with_listeners_for_the_compose_network_and_the_host(
+    compose: dict[str, Any]
+) -> None:
+    kafka = compose["services"]["kafka"]
+    env = environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert not any("ZOOKEEPER" in k for k in env)
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    advertised = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(advertised) <= set(protocols) and env["KAFKA_CONTROLLER_LISTENER_NAMES"] in protocols
+    # the workers reach the broker at the internal listener; the host at the published one
+    assert worker_params(compose)["broker"] in advertised.values()
+    host_port = next(addr.split(":")[1] for addr in advertised.values() if addr.startswith("localhost:"))
+    assert f"{host_port}:{host_port}" in kafka["ports"]
+
+
+def test_the_worker_command_is_the_real_cli_and_scales(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    params = worker_params(compose)
+    assert params["one_record_per_batch"] is False  # a real Kafka: normal produce batches
+    assert params["partitions"] >= 1
+    # scalable: no fixed name, no host port
+    assert "container_name" not in worker and "ports" not in worker
+    assert environment(worker)["ASSETWATCH_WEB_HOST"] == "0.0.0.0"
+    assert str(params["web_port"]) in [str(p) for p in worker["expose"]]
+    mounts = {interpolate(v).split(":")[1]: interpolate(v).split(":")[0] for v in worker["volumes"]}
+    assert mounts[str(params["inferences_file"])] == "./inferences.json"
+    assert str(params["models_dir"]) in mounts
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_the_example_inference_file_scores_the_default_telemetry_topic() -> None:
+    items = orjson.loads((DEPLOY / "inferences.example.json").read_bytes())
+    configs = [InferenceConfig.from_dict(d) for d in items]
+    assert [c.topic for c in configs] == [TopicNames().telemetry] * len(configs)
+
+
+def test_prometheus_finds_every_worker_replica_by_dns(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    sd = jobs["assetwatch-workers"]["dns_sd_configs"][0]
+    assert sd["names"] == ["worker"] and sd["type"] == "A"
+    assert sd["port"] == worker_params(compose)["web_port"]
+    mount = compose["services"]["prometheus"]["volumes"][0].split(":")
+    assert (COMPOSE.parent / mount[0]).resolve() == DEPLOY / "prometheus" / "prometheus.yml"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool on PATH")
+def test_prometheus_accepts_the_config() -> None:
+    done = subprocess.run(["promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_grafana_provisions_the_datasource_the_dashboards_use(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    mounts = {v.split(":")[1]: (COMPOSE.parent / v.split(":")[0]).resolve()
+              for v in grafana["volumes"] if v.startswith(".")}
+    provisioning = mounts["/etc/grafana/provisioning"]
+    dashboards_dir = mounts["/var/lib/grafana/dashboards"]
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((provisioning / "dashboards" / "assetwatch.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    files = sorted(dashboards_dir.glob("*.json"))
+    assert {f.name for f in files} == {"assetwatch-overview.json", "assetwatch-inference.json"}
+    home = environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert Path(home).name in {f.name for f in files}
+    uids = set()
+    for f in files:
+        dashboard = orjson.loads(f.read_bytes())
+        uids.add(dashboard["uid"])
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == source["uid"], (f.name, panel["title"])
+    assert len(uids) == len(files)
+    drill = orjson.loads((dashboards_dir / "assetwatch-inference.json").read_bytes())
+    assert [v["name"] for v in drill["templating"]["list"]] == ["inference"]
+
+
+def test_the_readme_names_the_commands_it_documents() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    assert "--scale worker=" in readme and "docker compose" in readme
+    for path in re.findall(r"`(deploy/[\w./-]+)`", readme):
+        assert (REPO / path).exists(), path
