@@ -15,10 +15,12 @@ from pathlib import Path
 import click
 
 from agents.broker import BrokerError, resolved_broker
+from agents.hook_cli import hook
 from agents.inference_cli import inference_group
 from agents.model_cli import model_group
 from agents.model_store import ModelStoreError
 from agents.settings import Settings
+from agents.tail_cli import tail
 from agents.worker import ConfigError
 
 USER_ERRORS = (BrokerError, ConfigError, ModelStoreError, FileNotFoundError, ValueError)
@@ -95,6 +97,8 @@ def demo(broker: str | None, assets: int, points: int, rate: float, seed: int) -
 
 cli.add_command(model_group)
 cli.add_command(inference_group)
+cli.add_command(hook)
+cli.add_command(tail)
 
 
 def main() -> None:

@@ -185,6 +185,7 @@ class InferenceSync:
     recovered: Callable[[], bool]
     assigned: Callable[[], set[int]]
     declared: frozenset[str] = frozenset()
+    metrics: Any = None  # agents.metrics.WorkerMetrics: inference status
     worker_id: str = field(default_factory=lambda: socket.gethostname())
     seen_version: int = -1
     models: dict[tuple[str, int | None, int], Model] = field(default_factory=dict)
@@ -218,6 +219,8 @@ class InferenceSync:
         served = set(self.engine.served)
         scorers = []
         for state in self.view.items().values():
+            if self.metrics is not None:
+                self.metrics.set_inference_status(state.inference_id, state.status)
             cfg = state.config
             if not state.active or cfg.topic not in served:
                 continue

@@ -11,9 +11,10 @@ twice.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,8 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from agents.metrics import WorkerMetrics
 from agents.settings import Settings
+from streams.alert_codec import encode_alert
 from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
 from streams.engine import BatchOutput, Engine, Message
+from streams.notification import encode_notification
 
 
 def wall_ms() -> int:
@@ -38,11 +41,24 @@ class PipelineStats:
     counts: Counter[str] = field(default_factory=Counter)
     assigned: set[int] = field(default_factory=set)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    #: called with every batch's or tick's output once it is published (the control sync)
+    listeners: list[Callable[[BatchOutput], None]] = field(default_factory=list)
+    #: all must hold before the worker reports itself ready
+    ready_checks: list[Callable[[], bool]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScoringHandles:
+    """What other parts of the worker need of the scoring agent."""
+
+    publish: Callable[[BatchOutput], None]
+    table: Any
+    metrics: WorkerMetrics
 
 
 def register_scoring_agent(
     app: faust.App, settings: Settings, engine: Engine, stats: PipelineStats
-) -> None:
+) -> ScoringHandles:
     """Declare the state table, the output topics and the scoring agent on ``app``."""
     table = app.Table(
         "asset-state",
@@ -50,27 +66,16 @@ def register_scoring_agent(
         partitions=settings.partitions,
         key_type=str,  # keys and values both travel as JSON
     )
-    anomalies = app.topic(
-        settings.topics.anomalies, key_serializer="raw", value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    dead_letter = app.topic(
-        settings.topics.dead_letter, key_serializer="raw", value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    late = app.topic(
-        settings.topics.late, key_serializer="raw", value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    source = app.topic(
-        *engine.topics, key_serializer="raw", value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    by_asset = {
-        name: app.topic(name, key_serializer="raw", value_serializer="raw",
-                        partitions=settings.partitions)
-        for name in engine.topics if name not in engine.source_topics
-    }
+    def raw_topic(*names: str) -> faust.TopicT:
+        """Bytes in, bytes out: the codec is ours (streams/codec.py), not Faust's."""
+        return app.topic(*names, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.partitions)
+
+    t = settings.topics
+    anomalies, dead_letter, late = raw_topic(t.anomalies), raw_topic(t.dead_letter), raw_topic(t.late)
+    alerts, notifications = raw_topic(t.alerts), raw_topic(t.notifications)
+    source = raw_topic(*engine.topics)
+    by_asset = {name: raw_topic(name) for name in engine.topics if name not in engine.source_topics}
 
     def load(key: str) -> dict[str, Any] | None:
         value: dict[str, Any] | None = table.data.get(key)
@@ -85,6 +90,10 @@ def register_scoring_agent(
             settings.batch_max_events, settings.batch_within_s
         )
         async for events in batches:
+            # score nothing until the worker knows its inferences (the status topic read and
+            # applied): a point taken before that would be dropped for want of a scorer
+            while not all(check() for check in stats.ready_checks):
+                await asyncio.sleep(0.05)
             handle(events)
 
     def handle(events: Sequence[faust.EventT]) -> None:
@@ -93,17 +102,20 @@ def register_scoring_agent(
             for m in (e.message for e in events)
         ]
         started = time.perf_counter()
-        out = engine.process_batch(messages, now_ms=wall_ms())
+        started_ms = wall_ms()
+        out = engine.process_batch(messages, now_ms=started_ms)
         publish(out)
-        metrics.observe(out, wall_ms(), time.perf_counter() - started)
+        metrics.observe(out, wall_ms(), time.perf_counter() - started,
+                        engine=engine, finalised_at_ms=started_ms)
         metrics.messages.labels("taken").inc(len(messages))
 
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
         """Finalise slots that fell due with no new point (idle assets, the wall clock)."""
-        out = engine.tick(wall_ms())
+        started_ms = wall_ms()
+        out = engine.tick(started_ms)
         publish(out)
-        metrics.observe(out, wall_ms())
+        metrics.observe(out, wall_ms(), engine=engine, finalised_at_ms=started_ms)
         metrics.assets.set(len(engine.states))
 
     def publish(out: BatchOutput) -> None:
@@ -120,6 +132,14 @@ def register_scoring_agent(
             anomalies.send_soon(
                 key=anomaly.key.encode(), value=encode_anomaly(anomaly), partition=partition
             )
+        for partition, alert, hooks in out.alerts:
+            alert_key = alert.alert_id.encode()
+            alerts.send_soon(key=alert_key, value=encode_alert(alert), partition=partition)
+            if alert.notify and hooks:
+                notifications.send_soon(key=alert_key, value=encode_notification(alert, hooks),
+                                        partition=partition)
+        if out.alerts:
+            metrics.observe_alerts(a for _, a, _ in out.alerts)
         for partition, inference_id, point in out.late:
             r = point.reading
             late.send_soon(
@@ -139,6 +159,8 @@ def register_scoring_agent(
                     partition=msg.partition,
                 )
         stats.counts.update(out.counts)
+        for listener in stats.listeners:
+            listener(out)
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
@@ -156,17 +178,21 @@ def register_scoring_agent(
 
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:
+        metrics.observe_engine(engine, wall_ms())
+        await metrics.observe_consumer(app, engine.topics)
         # as a header: aiohttp refuses a content_type argument that carries a charset
         return web.bytes(generate_latest(stats.registry),
                          headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/assetwatch/status/")
     async def status(web: Any, request: Any) -> Any:
-        ready = cast(Any, app.tables).recovery.completed.is_set()
+        ready = cast(Any, app.tables).recovery.completed.is_set() and all(
+            check() for check in stats.ready_checks)
         return web.json({
             "ready": ready,
             "assigned_partitions": sorted(stats.assigned),
             "counts": dict(stats.counts),
-            "inferences": [s.inference.to_dict() for t in engine.source_topics
-                           for s in engine.scorers_by_topic[t]],
+            "inferences": [{**s.inference.to_dict(), "epoch": s.epoch} for s in engine.scorers],
         })
+
+    return ScoringHandles(publish, table, metrics)

@@ -37,6 +37,40 @@ class TopicNames:
     def late(self) -> str:
         return f"{self.prefix}.late"
 
+    # the control plane (SPEC §5.4; docs/control.md): commands in; states, results, stats out
+    @property
+    def control(self) -> str:
+        return f"{self.prefix}.control"
+
+    @property
+    def inference_status(self) -> str:
+        return f"{self.prefix}.inference-status"
+
+    @property
+    def inference_events(self) -> str:
+        return f"{self.prefix}.inference-events"
+
+    @property
+    def inference_stats(self) -> str:
+        return f"{self.prefix}.inference-stats"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}.alerts"
+
+    # hooks (issue #5): notifications to deliver, hook configs, failed deliveries
+    @property
+    def notifications(self) -> str:
+        return f"{self.prefix}.notifications"
+
+    @property
+    def hooks(self) -> str:
+        return f"{self.prefix}.hooks"
+
+    @property
+    def hooks_dead_letter(self) -> str:
+        return f"{self.prefix}.hooks.dead-letter"
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -60,6 +94,17 @@ class Settings:
     batch_max_events: int = 1000
     batch_within_s: float = 0.05
     tick_interval_s: float = 0.5
+    #: telemetry topics served besides the default one and those of declared inferences
+    extra_topics: tuple[str, ...] = ()
+    #: how often a worker publishes each inference's progress (``inference show``)
+    stats_interval_s: float = 2.0
+    #: failed batches of one inference before it is moved to SystemPaused
+    max_inference_failures: int = 3
+    # hook deliveries (issue #5; docs/hooks.md): retry budget, back-off, outbox scan cadence
+    hook_max_attempts: int = 24
+    hook_base_delay_ms: int = 500
+    hook_max_delay_ms: int = 600_000
+    hook_tick_interval_s: float = 0.25
     loglevel: str = "warning"
 
     @classmethod
@@ -79,6 +124,12 @@ class Settings:
             s = replace(s, models_dir=Path(str(get(ENV_PREFIX + "MODELS_DIR"))))
         if get(ENV_PREFIX + "WEB_PORT"):
             s = replace(s, web_port=int(str(get(ENV_PREFIX + "WEB_PORT"))))
+        if get(ENV_PREFIX + "WEB_HOST"):  # 0.0.0.0 in a container, so Prometheus can scrape it
+            s = replace(s, web_host=str(get(ENV_PREFIX + "WEB_HOST")))
+        for hook_var in ("HOOK_MAX_ATTEMPTS", "HOOK_BASE_DELAY_MS", "HOOK_MAX_DELAY_MS"):  # issue #5
+            if get(ENV_PREFIX + hook_var):
+                hook_value: dict[str, Any] = {hook_var.lower(): int(str(get(ENV_PREFIX + hook_var)))}
+                s = replace(s, **hook_value)
         given = {k: v for k, v in overrides.items() if v is not None}
         if "topic_prefix" in given:
             given["topics"] = TopicNames(given.pop("topic_prefix"))

@@ -23,11 +23,22 @@ def topic_specs(settings: Settings, telemetry: Iterable[str] = ()) -> list[Topic
     """
     t = settings.topics
     n = settings.partitions
-    inputs = sorted({t.telemetry, *telemetry})
+    inputs = sorted({t.telemetry, *settings.extra_topics, *telemetry})
     return [
         *(TopicSpec(name, n) for name in inputs),
         TopicSpec(t.anomalies, n, {"cleanup.policy": "compact"}),
         TopicSpec(t.dead_letter, n),
         TopicSpec(t.late, n),
         TopicSpec(registry_topic(settings), 1, {"cleanup.policy": "compact"}),
+        # the control plane: one partition each, so commands apply in one order (docs/control.md)
+        TopicSpec(t.control, 1),
+        TopicSpec(t.inference_status, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(t.inference_events, 1),
+        TopicSpec(t.inference_stats, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(t.alerts, n, {"cleanup.policy": "compact"}),
+        # hooks (issue #5): notifications co-partitioned with the outbox table; configs and
+        # failed deliveries are small, one partition each (docs/hooks.md)
+        TopicSpec(t.notifications, n),
+        TopicSpec(t.hooks, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(t.hooks_dead_letter, 1),
     ]

@@ -15,6 +15,9 @@ from agents.app import create_app
 from agents.broker import ensure_topics
 from agents.control_agent import InferenceSync, StoreCatalog, decode_state, register_controller
 from agents.control_api import register_control_api
+from agents.delivery_agent import register_delivery_agent
+from agents.health import register_health_views, worker_readiness
+from agents.hook_store import HookCache
 from agents.kafka_io import make_producer
 from agents.model_store import ModelStore, ModelStoreError
 from agents.scoring_agent import PipelineStats, register_scoring_agent, wall_ms
@@ -86,8 +89,11 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
     app = create_app(settings, bootstrap)
     stats = PipelineStats()
     handles = register_scoring_agent(app, settings, engine, stats)
+    hooks = HookCache(bootstrap, settings)
+    register_delivery_agent(app, settings, hooks, stats.registry)
+    register_health_views(app, worker_readiness(app, stats.ready_checks))
     store = ModelStore(settings.models_dir)
-    catalog = StoreCatalog(store, engine.served, engine.signals_seen)
+    catalog = StoreCatalog(store, engine.served, engine.signals_seen, hooks.names)
     topics = register_controller(app, settings, catalog, wall_ms)
     view: TopicView[InferenceState] = TopicView(bootstrap, settings.topics.inference_status,
                                                 decode_state)
@@ -98,6 +104,7 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
         assigned=lambda: set(stats.assigned),
         declared=frozenset(c.inference_id for c in declared),
         worker_id=f"{socket.gethostname()}:{settings.web_port}",
+        metrics=handles.metrics,
     )
     register_control_api(app, settings, bootstrap, view)
     stats.listeners.append(sync.observe)

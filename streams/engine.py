@@ -48,6 +48,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
+from streams.alerts import _anomaly_from_plain as anomaly_from_plain
+from streams.alerts import _anomaly_to_plain as anomaly_to_plain
 from streams.clock import EventTimeClock
 from streams.decode import DecodeLimits, decode_telemetry
 from streams.partitioning import home_partition
@@ -85,6 +88,8 @@ class BatchOutput:
     counts: Counter[str] = field(default_factory=Counter)
     #: inference id → the error that stopped its work in this batch (the others went on)
     failures: dict[str, str] = field(default_factory=dict)
+    #: (partition, alert, hook names) for every alert record the batch caused (SPEC §7)
+    alerts: list[tuple[int, Alert, tuple[str, ...]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,9 @@ class InferenceProgress:
 
 
 BY_ASSET_SUFFIX = ".by-asset"
+#: How long (wall time) a state keeps the anomalies it published, to publish them again if it
+#: is restored after a crash: well beyond the producer's flush before each offset commit.
+REPUBLISH_WINDOW_MS = 30_000
 
 
 def by_asset_topic(source_topic: str) -> str:
@@ -146,6 +154,11 @@ class Engine:
         self.load = load
         self._wall = _Now()
         self._event_clocks: dict[str, EventTimeClock] = {}
+        self._groupers: dict[str, list[AlertGrouper]] = {}
+        #: per asset state, the anomalies it published lately: (wall ms, plain anomaly)
+        self._recent: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        #: anomalies of restored snapshots, published again with the next output
+        self._republish: list[tuple[int, Anomaly]] = []
         self._last_arrival_ms: dict[str, int] = {}
         self.limits = limits or DecodeLimits()
         self.states: dict[str, tuple[int, AssetState, AssetScorer]] = {}
@@ -330,6 +343,10 @@ class Engine:
 
     def _finalise(self, items: dict[str, tuple[int, AssetScorer]], out: BatchOutput,
                   always_snapshot: bool) -> None:
+        if self._republish:
+            out.anomalies += self._republish
+            out.counts["republished"] += len(self._republish)
+            self._republish = []
         for key, (home, scorer) in items.items():
             inference = scorer.inference
             if (inference.inference_id, home) in self.held or inference.inference_id in out.failures:
@@ -346,6 +363,14 @@ class Engine:
         clock = self._event_clocks.get(key)
         if clock is not None:
             snap["event_clock"] = clock.snapshot()
+        groupers = self._groupers.get(key)
+        if groupers:
+            snap["alerts"] = {g.config.alert.name: g.snapshot() for g in groupers}
+        recent = self._recent.get(key)
+        if recent:
+            horizon = self._wall.ms - REPUBLISH_WINDOW_MS
+            recent[:] = [r for r in recent if r[0] >= horizon]
+            snap["recent_anomalies"] = [[at, plain] for at, plain in recent]
         return snap
 
     def _finalise_one(self, key: str, home: int, scorer: AssetScorer, out: BatchOutput,
@@ -372,9 +397,20 @@ class Engine:
             if outcome.anomaly is not None:
                 counts["anomalies"] += 1
                 out.anomalies.append((home, outcome.anomaly))
+                self._recent.setdefault(key, []).append(
+                    (self._wall.ms, anomaly_to_plain(outcome.anomaly)))
             if outcome.gap is not None:
                 counts["gap_points"] += outcome.gap.points
                 out.gaps.append((home, inference.inference_id, key, outcome.gap))
+        groupers = self._groupers.get(key, ())
+        if groupers and outcomes:
+            watermark = state.watermark.watermark_ms
+            anomalies = [o.anomaly for o in outcomes if o.anomaly is not None]
+            for grouper in groupers:
+                alerts = grouper.add_all(anomalies)
+                if watermark is not None:
+                    alerts += grouper.advance(watermark)
+                out.alerts += [(home, a, inference.hooks) for a in alerts]
         if outcomes or always_snapshot:
             out.snapshots[key] = (home, self._snapshot(key))
 
@@ -387,6 +423,15 @@ class Engine:
             snap = None  # another epoch's state: this one starts afresh
         state = scorer.restore(snap) if snap is not None else scorer.new_state()
         self.states[key] = (partition, state, scorer)
+        alert_states = snap.get("alerts", {}) if snap is not None else {}
+        if snap is not None and snap.get("recent_anomalies"):
+            # the crash window: the snapshot reached the changelog, its anomalies may not have
+            # reached their topic; keys are idempotent, so publishing them again is harmless
+            self._recent[key] = [(int(at), plain) for at, plain in snap["recent_anomalies"]]
+            self._republish += [(partition, anomaly_from_plain(plain)) for _, plain in self._recent[key]]
+        self._groupers[key] = [
+            AlertGrouperConfig(scorer.inference.inference_id, scorer.model.interval_ms, cfg)
+            .build(alert_states.get(cfg.name)) for cfg in scorer.inference.alerts]
         if scorer.inference.clock == "event":
             clock_state = snap.get("event_clock") if snap is not None else None
             # pure event time; the idle rule is the engine's (see _finalise). A restart is
@@ -406,6 +451,8 @@ class Engine:
 
     def _forget(self, key: str) -> None:
         del self.states[key]
+        self._groupers.pop(key, None)
+        self._recent.pop(key, None)
         self._event_clocks.pop(key, None)
         self._last_arrival_ms.pop(key, None)
 

@@ -61,7 +61,7 @@ def test_a_prefilled_window_scores_from_the_first_point_at_the_start(model: Mode
     readings = pump(80)
     start = readings[40].ts_ms
     e = Engine([], load=lambda k: None, partitions=1, topics=["tele"])
-    (new,) = e.set_scorers([scorer(model, start_ms=start)])
+    assert len(e.set_scorers([scorer(model, start_ms=start)])) == 1
     e.hold("inf", [0])
     live = e.process_batch([msg(r) for r in readings[40:]])
     assert live.counts["scored"] == 0, "nothing is finalised while the window is pre-filled"
@@ -138,3 +138,24 @@ def test_progress_tells_assets_warm_up_and_the_newest_finalised_slot(model: Mode
     p = e.progress()["inf"]
     assert (p.assets, p.warming_up, p.scored) == (1, 0, 22)
     assert p.last_finalised_ms == readings[-1].ts_ms
+
+
+def test_alerts_open_at_the_first_anomaly_and_resolve_once_x_points_pass_with_none(
+        model: Model) -> None:
+    from streams.alerts import AlertConfig
+
+    store: dict[str, Any] = {}
+    alert = AlertConfig("high", correlation_points=3)
+    cfg = {"alerts": (alert,), "hooks": ("ops",)}
+    readings = pump(80, fault_at=50)
+    e = Engine([scorer(model, **cfg)], load=store.get, partitions=1)
+    out = e.process_batch([msg(r) for r in readings[:52]])
+    store.update({k: snap for k, (_, snap) in out.snapshots.items()})
+    opened = [(a.state, a.notify, hooks) for _, a, hooks in out.alerts]
+    assert opened[0] == ("open", True, ("ops",))
+    # a restarted engine resumes the open group from the snapshot: no second "open"
+    again = Engine([scorer(model, **cfg)], load=store.get, partitions=1)
+    rest = again.process_batch([msg(r) for r in readings[52:]])
+    rest_alerts = [a for _, a, _ in rest.alerts] + [a for _, a, _ in again.tick(10**13).alerts]
+    assert [a.state for a in rest_alerts if a.notify] == ["resolved"]
+    assert {a.alert_id for a in rest_alerts} == {out.alerts[0][1].alert_id}
