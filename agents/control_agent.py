@@ -198,10 +198,14 @@ class InferenceSync:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(2, "prefill"))
 
     @property
+    def applied(self) -> bool:
+        """The status topic was read to its end and applied: scoring may start."""
+        return self.view.caught_up.is_set() and self.seen_version == self.view.version
+
+    @property
     def ready(self) -> bool:
-        """The status topic was read to its end, applied, and every declared inference is known."""
-        return (self.view.caught_up.is_set() and self.seen_version == self.view.version
-                and self.declared <= set(self.view.items()))
+        """:attr:`applied`, and every declared inference is known (accepted or not)."""
+        return self.applied and self.declared <= set(self.view.items())
 
     def step(self) -> None:
         """One turn of the timer: follow the status topic, run pre-fills, report, publish stats."""

@@ -45,6 +45,8 @@ class PipelineStats:
     listeners: list[Callable[[BatchOutput], None]] = field(default_factory=list)
     #: all must hold before the worker reports itself ready
     ready_checks: list[Callable[[], bool]] = field(default_factory=list)
+    #: all must hold before the agent scores a batch (the inferences are known)
+    scoring_checks: list[Callable[[], bool]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def register_scoring_agent(
         async for events in batches:
             # score nothing until the worker knows its inferences (the status topic read and
             # applied): a point taken before that would be dropped for want of a scorer
-            while not all(check() for check in stats.ready_checks):
+            while not all(check() for check in stats.scoring_checks):
                 await asyncio.sleep(0.05)
             handle(events)
 

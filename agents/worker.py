@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from pathlib import Path
@@ -109,11 +110,12 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
     register_control_api(app, settings, bootstrap, view)
     stats.listeners.append(sync.observe)
     stats.ready_checks.append(lambda: sync.ready)
+    stats.scoring_checks.append(lambda: sync.applied)
 
     @app.task
     async def start_view() -> None:
         view.start()
-        declare(bootstrap, settings, declared)
+        await asyncio.get_running_loop().run_in_executor(None, declare, bootstrap, settings, declared)
 
     @app.timer(0.25)
     async def follow_control() -> None:
