@@ -257,8 +257,8 @@ class InferenceSync:
         self.checks |= {(inference_id, scorer.epoch, p) for p in parts}
 
     def _scorer(self, inference_id: str, epoch: int) -> AssetScorer | None:
-        return next((s for s in self.engine.scorers
-                     if s.inference.inference_id == inference_id and s.epoch == epoch), None)
+        scorer = self.engine.scorer(inference_id)
+        return scorer if scorer is not None and scorer.epoch == epoch else None
 
     def _start_prefills(self) -> None:
         if not self.checks or not self.recovered():
@@ -306,8 +306,7 @@ class InferenceSync:
         for _, anomaly in out.anomalies:
             self.counts.setdefault(anomaly.inference_id, Counter())["anomalies"] += 1
         for inference_id, error in out.failures.items():
-            scorer = next((s for s in self.engine.scorers
-                           if s.inference.inference_id == inference_id), None)
+            scorer = self.engine.scorer(inference_id)
             epoch = scorer.epoch if scorer is not None else 0
             self.failures[(inference_id, epoch)] += 1
             log.error("inference %s failed: %s", inference_id, error)

@@ -16,8 +16,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from agents.broker import client_config
-from agents.kafka_io import make_producer
+from agents.kafka_io import make_producer, reader_consumer
 from agents.settings import Settings
 from streams.codec import dumps, loads
 from streams.control import Command, CommandType, InferenceState
@@ -87,9 +86,7 @@ class ControlClient:
         return [r for r in records if inference_id is None or r.get("inference_id") == inference_id]
 
     def _consumer(self) -> Consumer:
-        return Consumer(client_config(
-            self.bootstrap, **{"group.id": f"control-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                               "fetch.wait.max.ms": 100, "fetch.queue.backoff.ms": 10}))
+        return reader_consumer(self.bootstrap, "control")
 
     def _read_all(self, topic: str, timeout_s: float = 20.0) -> list[tuple[str, bytes | None]]:
         consumer = self._consumer()

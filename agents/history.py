@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from agents.broker import client_config
+from agents.kafka_io import reader_consumer
 from streams.engine import Message
 
 #: How far before the wanted event time the record-timestamp seek starts.
@@ -32,9 +32,7 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
     ``from_ms ≤ 0`` reads from the beginning. Raises ``TimeoutError`` if the read cannot finish
     within ``deadline_s``.
     """
-    consumer = Consumer(client_config(
-        bootstrap, **{"group.id": f"prefill-{time.monotonic_ns()}", "enable.auto.commit": False,
-                      "fetch.wait.max.ms": 100, "fetch.queue.backoff.ms": 10}))
+    consumer = reader_consumer(bootstrap, "prefill")
     try:
         seek_ms = from_ms - SEEK_GRACE_MS
         starts: list[TopicPartition] = []

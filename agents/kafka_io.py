@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -50,11 +51,16 @@ def _send(producer: Producer, topic: str, group: list[Reading]) -> None:
     producer.poll(0)
 
 
+def reader_consumer(bootstrap: str, purpose: str, **extra: Any) -> Consumer:
+    """A consumer for ``assign()`` reads (no group join, nothing committed), quick to fetch."""
+    return Consumer(client_config(
+        bootstrap, **{"group.id": f"{purpose}-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                      "fetch.wait.max.ms": 100, "fetch.queue.backoff.ms": 10, **extra}))
+
+
 def topic_reader(bootstrap: str, topic: str, partitions: int) -> Consumer:
     """A consumer assigned every partition of ``topic`` from the beginning (no group join)."""
-    consumer = Consumer(client_config(
-        bootstrap, **{"group.id": f"reader-{time.monotonic_ns()}", "enable.auto.commit": False,
-                      "fetch.queue.backoff.ms": 10}))
+    consumer = reader_consumer(bootstrap, "reader")
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     return consumer
 

@@ -9,13 +9,12 @@ Readers ask :attr:`TopicView.version` whether anything changed since they last l
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from agents.broker import client_config
+from agents.kafka_io import reader_consumer
 
 V = TypeVar("V")
 
@@ -29,10 +28,7 @@ class TopicView(Generic[V]):
     def __init__(self, bootstrap: str, topic: str, decode: Callable[[bytes], V]) -> None:
         self.topic = topic
         self._decode = decode
-        self._consumer = Consumer(client_config(
-            bootstrap, **{"group.id": f"view-{topic}-{time.monotonic_ns()}",
-                          "enable.auto.commit": False, "fetch.wait.max.ms": 100,
-                          "fetch.queue.backoff.ms": 10}))
+        self._consumer = reader_consumer(bootstrap, f"view-{topic}")
         self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         self._lock = threading.Lock()
         self._items: dict[str, V] = {}

@@ -18,7 +18,7 @@ SPEC §7 with 5-minute data and ``x = 5``: anomalies at points 0 and 3 are one g
 resolves once point 9 is scored (6 points after its last anomaly at point 3, none of them
 anomalous):
 
->>> from streams.records import Anomaly
+>>> from streams.records import Anomaly, anomaly_from_plain, anomaly_to_plain
 >>> P = 300_000                                             # Δ = 5 min
 >>> cfg = AlertGrouperConfig("line-3", P, AlertConfig("high-vib", correlation_points=5))
 >>> g = cfg.build(None)
@@ -41,7 +41,7 @@ from typing import Any, Final, Literal, TypeGuard, get_args
 
 from streams.calibration import DEFAULT_SENSITIVITY, is_anomalous
 from streams.codec import dumps
-from streams.records import Anomaly
+from streams.records import Anomaly, anomaly_from_plain, anomaly_to_plain
 from streams.watermark import slot_of
 
 AlertMode = Literal["group", "each"]
@@ -293,27 +293,6 @@ class Alert:
         return self.alert_id
 
 
-def _anomaly_to_plain(a: Anomaly) -> dict[str, Any]:
-    return {
-        "inference_id": a.inference_id, "asset_id": a.asset_id, "ts_ms": a.ts_ms,
-        "model_id": a.model_id, "model_version": a.model_version, "score": float(a.score),
-        "severity": float(a.severity), "sensitivity": a.sensitivity, "threshold": float(a.threshold),
-        "contributions": {k: float(v) for k, v in a.contributions.items()},
-        "filled": a.filled, "replay_id": a.replay_id,
-    }
-
-
-def _anomaly_from_plain(d: Mapping[str, Any]) -> Anomaly:
-    return Anomaly(
-        inference_id=str(d["inference_id"]), asset_id=str(d["asset_id"]), ts_ms=int(d["ts_ms"]),
-        model_id=str(d["model_id"]), model_version=int(d["model_version"]),
-        score=float(d["score"]), severity=float(d["severity"]), sensitivity=int(d["sensitivity"]),
-        threshold=float(d["threshold"]),
-        contributions={str(k): float(v) for k, v in d["contributions"].items()},
-        filled=bool(d["filled"]), replay_id=d["replay_id"],
-    )
-
-
 class _Group:
     """An open group (mutable, internal); :meth:`to_plain` for snapshots."""
 
@@ -349,7 +328,7 @@ class _Group:
             "first_ts_ms": self.first_ts_ms, "last_ts_ms": self.last_ts_ms,
             "assets": list(self.assets), "count": self.count, "max_severity": self.max_severity,
             "contributions": dict(self.contributions), "announced": self.announced,
-            "anomalies": [_anomaly_to_plain(a) for a in self.anomalies],
+            "anomalies": [anomaly_to_plain(a) for a in self.anomalies],
         }
 
     @classmethod
@@ -361,7 +340,7 @@ class _Group:
         g.max_severity = float(d["max_severity"])
         g.contributions = {str(k): float(v) for k, v in d["contributions"].items()}
         g.announced = bool(d["announced"])
-        g.anomalies = [_anomaly_from_plain(a) for a in d["anomalies"]]
+        g.anomalies = [anomaly_from_plain(a) for a in d["anomalies"]]
         return g
 
 

@@ -49,12 +49,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
-from streams.alerts import _anomaly_from_plain as anomaly_from_plain
-from streams.alerts import _anomaly_to_plain as anomaly_to_plain
 from streams.clock import EventTimeClock
 from streams.decode import DecodeLimits, decode_telemetry
 from streams.partitioning import home_partition
-from streams.records import Anomaly, Reading, Rejection
+from streams.records import Anomaly, Reading, Rejection, anomaly_from_plain, anomaly_to_plain
 from streams.scoring import AssetScorer, AssetState
 from streams.watermark import Duplicate, Gap, Late
 
@@ -177,6 +175,10 @@ class Engine:
         """The active inferences' scorers, one per inference."""
         return [s for t in self.served for s in self.scorers_by_topic.get(t, ())]
 
+    def scorer(self, inference_id: str) -> AssetScorer | None:
+        """The active scorer of an inference, if it is active here."""
+        return next((s for s in self.scorers if s.inference.inference_id == inference_id), None)
+
     def _index(self, scorers: Iterable[AssetScorer]) -> None:
         by_topic: dict[str, list[AssetScorer]] = {}
         for scorer in scorers:
@@ -232,7 +234,7 @@ class Engine:
         duplicates, silently. Finalised with everything else once the hold is released.
         """
         out = BatchOutput()
-        scorer = next((s for s in self.scorers if s.inference.inference_id == inference_id), None)
+        scorer = self.scorer(inference_id)
         if scorer is None:
             return out
         touched: dict[str, tuple[int, AssetScorer]] = {}

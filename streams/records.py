@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,31 @@ class Anomaly:
 def anomaly_key(inference_id: str, asset_id: str, ts_ms: int) -> str:
     """The deterministic key of an anomaly: a replay overwrites instead of duplicating."""
     return f"{inference_id}/{asset_id}/{ts_ms}"
+
+
+def anomaly_to_plain(a: Anomaly) -> dict[str, Any]:
+    """An anomaly as plain JSON-able data, for state snapshots (not the wire record).
+
+    >>> a = Anomaly("i", "p", 5, "m", 1, 9.0, 0.9, 70, 0.3, {"v": 1.0})
+    >>> anomaly_from_plain(anomaly_to_plain(a)) == a
+    True
+    """
+    return {
+        "inference_id": a.inference_id, "asset_id": a.asset_id, "ts_ms": a.ts_ms,
+        "model_id": a.model_id, "model_version": a.model_version, "score": float(a.score),
+        "severity": float(a.severity), "sensitivity": a.sensitivity, "threshold": float(a.threshold),
+        "contributions": {k: float(v) for k, v in a.contributions.items()},
+        "filled": a.filled, "replay_id": a.replay_id,
+    }
+
+
+def anomaly_from_plain(d: Mapping[str, Any]) -> Anomaly:
+    """The anomaly :func:`anomaly_to_plain` wrote."""
+    return Anomaly(
+        inference_id=str(d["inference_id"]), asset_id=str(d["asset_id"]), ts_ms=int(d["ts_ms"]),
+        model_id=str(d["model_id"]), model_version=int(d["model_version"]),
+        score=float(d["score"]), severity=float(d["severity"]), sensitivity=int(d["sensitivity"]),
+        threshold=float(d["threshold"]),
+        contributions={str(k): float(v) for k, v in d["contributions"].items()},
+        filled=bool(d["filled"]), replay_id=d["replay_id"],
+    )
