@@ -190,6 +190,8 @@ class InferenceSync:
     seen_version: int = -1
     models: dict[tuple[str, int | None, int], Model] = field(default_factory=dict)
     checks: set[tuple[str, int, int]] = field(default_factory=set)
+    #: per check, each topic's live position when the epoch started there (None: not read yet)
+    until: dict[tuple[str, int, int], dict[str, int | None]] = field(default_factory=dict)
     jobs: dict[tuple[str, int, int], Future[list[Message]]] = field(default_factory=dict)
     failures: Counter[tuple[str, int]] = field(default_factory=Counter)
     reported: set[tuple[str, int]] = field(default_factory=set)
@@ -251,10 +253,17 @@ class InferenceSync:
             self.jobs.pop(key).cancel()
 
     def _start_epoch(self, scorer: AssetScorer, partitions: Iterable[int]) -> None:
+        """Hold the epoch's slots on these partitions, and note where the live stream stands:
+        the pre-fill reads the history before it, the live stream the rest."""
         parts = set(partitions)
         inference_id = scorer.inference.inference_id
         self.engine.hold(inference_id, parts)
-        self.checks |= {(inference_id, scorer.epoch, p) for p in parts}
+        topic = scorer.inference.topic
+        for p in parts:
+            check = (inference_id, scorer.epoch, p)
+            self.checks.add(check)
+            self.until[check] = {t: self.engine.positions.get((t, p))
+                                 for t in (topic, by_asset_topic(topic))}
 
     def _scorer(self, inference_id: str, epoch: int) -> AssetScorer | None:
         scorer = self.engine.scorer(inference_id)
@@ -275,7 +284,7 @@ class InferenceSync:
             topic = scorer.inference.topic
             self.jobs[check] = self.pool.submit(
                 read_history, self.bootstrap, [topic, by_asset_topic(topic)], partition,
-                prefill_from_ms(scorer))
+                prefill_from_ms(scorer), self.until.get(check, {}), self.settings.app_id)
 
     def _finish_prefills(self) -> None:
         for check in [k for k, f in self.jobs.items() if f.done()]:
@@ -294,6 +303,7 @@ class InferenceSync:
             out = self.engine.prefill_messages(inference_id, partition, messages,
                                                prefill_from_ms(scorer))
             self.publish(out)
+            self.until.pop(check, None)
             marker = {"done_at": self.wall_ms(), "records": len(messages)}
             self.table.data[_marker(check)] = marker
             self.table.send_changelog(partition, _marker(check), marker)

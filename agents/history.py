@@ -12,11 +12,12 @@ taken once.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from agents.broker import client_config
 from agents.kafka_io import reader_consumer
 from streams.engine import Message
 
@@ -25,36 +26,41 @@ SEEK_GRACE_MS = 10 * 60_000
 
 
 def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms: int,
+                 until: Mapping[str, int | None], group_id: str,
                  deadline_s: float = 60.0) -> list[Message]:
     """Every record of ``partition`` of ``topics`` from record time ``from_ms − grace`` up to
-    their end, in offset order per topic.
+    where the live stream takes over, in offset order per topic.
 
-    ``from_ms ≤ 0`` reads from the beginning. Raises ``TimeoutError`` if the read cannot finish
-    within ``deadline_s``.
+    ``until[topic]`` is the live consumer's next offset when the worker has read the partition
+    already; ``None`` means it has not, and the live stream starts at the consumer group's
+    (``group_id``) committed offset — or at the beginning for a new group, when there is no
+    history to read. What the live stream delivers is never read twice. ``from_ms ≤ 0``
+    starts at the beginning. ``TimeoutError`` if the read cannot finish within ``deadline_s``.
     """
     consumer = reader_consumer(bootstrap, "prefill")
     try:
+        ends: dict[str, int] = {}
+        for topic in topics:
+            end = until.get(topic)
+            if end is None:
+                end = _committed(bootstrap, group_id, topic, partition)
+            if end > 0:
+                ends[topic] = end
         seek_ms = from_ms - SEEK_GRACE_MS
         starts: list[TopicPartition] = []
-        for topic in topics:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high <= low:
-                continue
+        for topic, end in ends.items():
             if seek_ms <= 0:
                 starts.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-            else:
-                found = consumer.offsets_for_times([TopicPartition(topic, partition, seek_ms)],
-                                                   timeout=10)[0]
-                offset = found.offset if found.offset >= 0 else high
-                if offset < high:
-                    starts.append(TopicPartition(topic, partition, offset))
+                continue
+            found = consumer.offsets_for_times([TopicPartition(topic, partition, seek_ms)],
+                                               timeout=10)[0]
+            if 0 <= found.offset < end:
+                starts.append(TopicPartition(topic, partition, found.offset))
         out: list[Message] = []
         if not starts:
             return out
         consumer.assign(starts)
-        # The end is the high watermark of the fetch responses (``cached=True``), not of a
-        # ListOffsets query, which some brokers answer short (docs/embedded-broker.md).
-        remaining = {tp.topic: tp.offset for tp in starts}
+        remaining = {tp.topic for tp in starts}
         deadline = time.monotonic() + deadline_s
         while remaining:
             if time.monotonic() > deadline:
@@ -62,13 +68,24 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
                                    f"not read within {deadline_s:.0f} s")
             msgs: list[Any] = consumer.consume(num_messages=1000, timeout=0.2)
             for m in msgs:
-                if m.error() is None and m.topic() in remaining:
-                    out.append(Message(m.topic(), partition, m.offset(), m.key(), m.value() or b""))
-                    remaining[m.topic()] = m.offset() + 1
-            for topic, next_offset in list(remaining.items()):
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-                if high is not None and high >= 0 and next_offset >= 0 and next_offset >= high:
-                    del remaining[topic]
+                topic = m.topic()
+                if m.error() is not None or topic not in remaining:
+                    continue
+                if m.offset() < ends[topic]:
+                    out.append(Message(topic, partition, m.offset(), m.key(), m.value() or b""))
+                if m.offset() >= ends[topic] - 1:
+                    remaining.discard(topic)
         return out
+    finally:
+        consumer.close()
+
+
+def _committed(bootstrap: str, group_id: str, topic: str, partition: int) -> int:
+    """The group's committed offset of a partition; 0 when it has none (nothing before it)."""
+    consumer = Consumer(client_config(bootstrap, **{"group.id": group_id,
+                                                    "enable.auto.commit": False}))
+    try:
+        (tp,) = consumer.committed([TopicPartition(topic, partition)], timeout=10)
+        return max(tp.offset, 0)
     finally:
         consumer.close()

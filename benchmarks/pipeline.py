@@ -63,6 +63,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+FINALISED = ("scored", "warming_up", "late", "duplicate", "incomplete")
+
+
 class Bench:
     def __init__(self, bootstrap: str, assets: int, workdir: Path) -> None:
         self.bootstrap = bootstrap
@@ -91,8 +94,10 @@ class Bench:
         return len(fleet.readings), messages
 
     def time_worker(self, name: str, proc: subprocess.Popen[bytes], status: Callable[[], Any],
-                    target: int, points: int, messages: int, log: Path) -> Result:
-        """Time from the first message the worker reports received until ``target`` of them."""
+                    target: int, points: int, messages: int, log: Path,
+                    counted: tuple[str, ...] = ("received",)) -> Result:
+        """Time from the first message the worker reports received until ``target`` points,
+        summing the ``counted`` counters of its status page."""
         t_first = t_last = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -100,9 +105,10 @@ class Bench:
                 tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
                 raise RuntimeError(f"{name}: worker exited with {proc.returncode}:\n{tail}")
             st = status() or {}
-            n = st.get("counts", {}).get("received", 0)
+            counts = st.get("counts", {})
+            n = sum(counts.get(k, 0) for k in counted)
             now = time.monotonic()
-            if n and t_first is None:
+            if counts.get("received", 0) and t_first is None:
                 t_first = now
             if n >= target:
                 t_last = now
@@ -122,8 +128,10 @@ class Bench:
                           settings.topics.prefix, PARTITIONS, log_path=log)
         with w:
             assert w.proc is not None
+            # points finalised, whichever path took them (live, or the pre-fill of the declared
+            # inference's first epoch): "received" alone does not say they were scored
             return self.time_worker(f"assetwatch, {per_message} reading(s)/message", w.proc,
-                                    w.status, points, points, messages, log)
+                                    w.status, points, points, messages, log, FINALISED)
 
     def run_baseline(self, mode: str, points_per_asset: int, per_message: int) -> Result:
         settings, _ = self.fresh()

@@ -148,6 +148,8 @@ class Engine:
         self.held: set[tuple[str, int]] = set()
         #: per served topic, the signal names its readings carried (scheduling checks them)
         self.signals_seen: dict[str, set[str]] = {t: set() for t in self.served}
+        #: (topic, partition) → the next offset the live stream will deliver (pre-fill stops there)
+        self.positions: dict[tuple[str, int], int] = {}
         self.partitions = partitions
         self.load = load
         self._wall = _Now()
@@ -287,7 +289,9 @@ class Engine:
         counts = out.counts
         touched: dict[str, tuple[int, AssetScorer]] = {}
         forward: dict[tuple[str, int, str], list[Reading]] = {}
+        positions = self.positions
         for msg in messages:
+            positions[(msg.topic, msg.partition)] = msg.offset + 1
             decoded = decode_telemetry(msg.value, msg.key, self.limits)
             if isinstance(decoded, Rejection):
                 counts["received"] += 1
@@ -449,6 +453,7 @@ class Engine:
         for k in keys:
             self._forget(k)
         self.held = {(i, p) for i, p in self.held if p not in gone}
+        self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
         return len(keys)
 
     def _forget(self, key: str) -> None:
