@@ -25,6 +25,7 @@ import faust
 
 from agents.history import read_history
 from agents.model_store import ModelStore, ModelStoreError
+from agents.send_buffer import drained
 from agents.settings import Settings
 from agents.topic_view import TopicView
 from streams.codec import dumps, loads
@@ -158,6 +159,7 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
     async def control(stream: faust.StreamT) -> None:
         async for event in stream.events():
             handle(event.message.value)
+            await drained(app.producer.buffer)  # state and results out before the ack
 
     return topics
 

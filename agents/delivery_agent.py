@@ -35,6 +35,7 @@ import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agents.hooks import send_notification
+from agents.send_buffer import drained
 from agents.settings import Settings
 from streams.codec import dumps, loads
 from streams.delivery import Attempt, Delivery, RetryPolicy, encode_hook_dead_letter
@@ -147,6 +148,7 @@ def register_delivery_agent(
     async def take(stream: faust.StreamT) -> None:
         async for event in cast(faust.Stream, stream).events():
             accept(event.message)
+            await drained(app.producer.buffer)  # the outbox entry out before the ack
 
     def accept(message: Any) -> None:
         """One notification record → pending deliveries in the outbox (synchronous)."""

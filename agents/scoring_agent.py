@@ -2,11 +2,11 @@
 state snapshots.
 
 The agent body is synchronous between taking a batch and returning to Faust (every send is
-``send_soon``), so a stop cannot cut a batch in half; Faust acks the batch's offsets only
-after the body ran, and flushes the producer (outputs and changelog) before it commits them.
-So state and outputs are always written before the input offsets that produced them are
-committed (at-least-once); re-delivered points are recognised by timestamp and not scored
-twice.
+``send_soon``), so a stop cannot cut a batch in half; the agent then waits until Faust's send
+buffer has handed all of it to the Kafka client (:mod:`agents.send_buffer`), Faust acks the
+batch's offsets only after that, and flushes the client before it commits them. So state and
+outputs are always written before the input offsets that produced them are committed
+(at-least-once); re-delivered points are recognised by timestamp and not scored twice.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents.metrics import WorkerMetrics
+from agents.send_buffer import drained
 from agents.settings import Settings
 from streams.alert_codec import encode_alert
 from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
@@ -97,6 +98,8 @@ def register_scoring_agent(
             while not all(check() for check in stats.scoring_checks):
                 await asyncio.sleep(0.05)
             handle(events)
+            # before take_events acks the batch: a commit must not overtake its records
+            await drained(app.producer.buffer)
 
     def handle(events: Sequence[faust.EventT]) -> None:
         messages = [
