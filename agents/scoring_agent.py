@@ -26,6 +26,7 @@ from agents.send_buffer import drained
 from agents.settings import Settings
 from streams.alert_codec import encode_alert
 from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
+from streams.correlation import encode_feed
 from streams.engine import BatchOutput, Engine, Message
 from streams.notification import encode_notification
 
@@ -77,6 +78,7 @@ def register_scoring_agent(
     t = settings.topics
     anomalies, dead_letter, late = raw_topic(t.anomalies), raw_topic(t.dead_letter), raw_topic(t.late)
     alerts, notifications = raw_topic(t.alerts), raw_topic(t.notifications)
+    correlation = raw_topic(t.correlation)
     source = raw_topic(*engine.topics)
     by_asset = {name: raw_topic(name) for name in engine.topics if name not in engine.source_topics}
 
@@ -145,6 +147,8 @@ def register_scoring_agent(
                                         partition=partition)
         if out.alerts:
             metrics.observe_alerts(a for _, a, _ in out.alerts)
+        for inference_id, item in out.correlation:  # one partition per inference, in order
+            correlation.send_soon(key=inference_id.encode(), value=encode_feed(item))
         for partition, inference_id, point in out.late:
             r = point.reading
             late.send_soon(
@@ -176,6 +180,7 @@ def register_scoring_agent(
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
         stats.assigned = {tp.partition for tp in assigned if tp.topic in engine.topics}
+        engine.owned = set(stats.assigned)
 
     # Faust's signal typing does not admit coroutine receivers; they are what it awaits
     cast(Any, app.on_partitions_revoked).connect(on_revoked)

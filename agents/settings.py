@@ -58,6 +58,11 @@ class TopicNames:
     def alerts(self) -> str:
         return f"{self.prefix}.alerts"
 
+    @property
+    def correlation(self) -> str:
+        """The feed of inference-scope alerts, keyed by inference (streams/correlation.py)."""
+        return f"{self.prefix}.alert-correlation"
+
     # hooks (issue #5): notifications to deliver, hook configs, failed deliveries
     @property
     def notifications(self) -> str:

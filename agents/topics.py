@@ -36,6 +36,7 @@ def topic_specs(settings: Settings, telemetry: Iterable[str] = ()) -> list[Topic
         TopicSpec(t.inference_events, 1),
         TopicSpec(t.inference_stats, 1, {"cleanup.policy": "compact"}),
         TopicSpec(t.alerts, n, {"cleanup.policy": "compact"}),
+        TopicSpec(t.correlation, n),
         # hooks (issue #5): notifications co-partitioned with the outbox table; configs and
         # failed deliveries are small, one partition each (docs/hooks.md)
         TopicSpec(t.notifications, n),

@@ -16,6 +16,7 @@ from agents.app import create_app
 from agents.broker import ensure_topics
 from agents.control_agent import InferenceSync, StoreCatalog, decode_state, register_controller
 from agents.control_api import register_control_api
+from agents.correlation_agent import register_correlation_agent
 from agents.delivery_agent import register_delivery_agent
 from agents.health import register_health_views, worker_readiness
 from agents.hook_store import HookCache
@@ -111,6 +112,7 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
     stats.listeners.append(sync.observe)
     stats.ready_checks.append(lambda: sync.ready)
     stats.scoring_checks.append(lambda: sync.applied)
+    register_correlation_agent(app, settings, engine, handles.publish, lambda: sync.applied)
 
     @app.task
     async def start_view() -> None:

@@ -304,8 +304,6 @@ def _create(current: InferenceState | None, cmd: Command, catalog: Catalog, now_
             problems.append(f"the model needs signal(s) {', '.join(missing)} that topic "
                             f"{config.topic!r} does not carry")
     problems += [f"unknown hook {h!r}" for h in config.hooks if not catalog.hook_exists(h)]
-    problems += [f"alert {a.name!r}: scope 'inference' (correlation across assets) is not "
-                 "available yet; use scope 'asset'" for a in config.alerts if a.scope != "asset"]
     if problems:
         return _reject(cmd, "; ".join(problems), now_ms)
     assert model is not None

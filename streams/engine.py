@@ -50,6 +50,7 @@ from typing import Any
 
 from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
 from streams.clock import EventTimeClock
+from streams.correlation import FeedItem, Progress, partition_progress
 from streams.decode import DecodeLimits, decode_telemetry
 from streams.partitioning import home_partition
 from streams.records import Anomaly, Reading, Rejection, anomaly_from_plain, anomaly_to_plain
@@ -88,6 +89,8 @@ class BatchOutput:
     failures: dict[str, str] = field(default_factory=dict)
     #: (partition, alert, hook names) for every alert record the batch caused (SPEC §7)
     alerts: list[tuple[int, Alert, tuple[str, ...]]] = field(default_factory=list)
+    #: (inference id, item): the feed of inference-scope alerts (streams/correlation.py)
+    correlation: list[tuple[str, FeedItem]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,8 @@ BY_ASSET_SUFFIX = ".by-asset"
 #: How long (wall time) a state keeps the anomalies it published, to publish them again if it
 #: is restored after a crash: well beyond the producer's flush before each offset commit.
 REPUBLISH_WINDOW_MS = 30_000
+#: A partition's unchanged progress is sent again this often (a crash may have lost the last).
+PROGRESS_REPEAT_MS = 5_000
 
 
 def by_asset_topic(source_topic: str) -> str:
@@ -160,6 +165,10 @@ class Engine:
         #: anomalies of restored snapshots, published again with the next output
         self._republish: list[tuple[int, Anomaly]] = []
         self._last_arrival_ms: dict[str, int] = {}
+        #: the source partitions this worker holds (set by the glue on assignment)
+        self.owned: set[int] = set()
+        #: (inference id, partition) → (progress, wall ms) last put on the correlation feed
+        self._progress_sent: dict[tuple[str, int], tuple[int | None, int]] = {}
         self.limits = limits or DecodeLimits()
         self.states: dict[str, tuple[int, AssetState, AssetScorer]] = {}
 
@@ -345,12 +354,41 @@ class Engine:
         out = BatchOutput()
         held = {key: (part, scorer) for key, (part, _, scorer) in self.states.items()}
         self._finalise(held, out, always_snapshot=False)
+        self._report_progress(out)
         return out
+
+    def _report_progress(self, out: BatchOutput) -> None:
+        """Put each owned partition's progress on the correlation feed of every inference with
+        inference-scope alerts, when it changed (or has not been sent for a while)."""
+        correlated = [s for s in self.scorers if s.correlates]
+        if not correlated:
+            return
+        wall = self._wall.ms
+        per: dict[tuple[str, int], list[tuple[int | None, bool]]] = {}
+        for key, (part, state, scorer) in self.states.items():
+            if scorer.correlates:
+                idle = key in self._event_clocks and \
+                    wall - self._last_arrival_ms.get(key, wall) >= scorer.inference.idle_timeout_ms
+                per.setdefault((scorer.inference.inference_id, part), []).append(
+                    (state.watermark.watermark_ms, idle))
+        for scorer in correlated:
+            inference_id = scorer.inference.inference_id
+            for part in sorted(self.owned):
+                if (inference_id, part) in self.held or inference_id in out.failures:
+                    continue
+                progress = partition_progress(per.get((inference_id, part), ()))
+                sent = self._progress_sent.get((inference_id, part))
+                if sent is not None and sent[0] == progress and wall - sent[1] < PROGRESS_REPEAT_MS:
+                    continue
+                self._progress_sent[(inference_id, part)] = (progress, wall)
+                out.correlation.append((inference_id, Progress(part, progress)))
 
     def _finalise(self, items: dict[str, tuple[int, AssetScorer]], out: BatchOutput,
                   always_snapshot: bool) -> None:
         if self._republish:
             out.anomalies += self._republish
+            out.correlation += [(a.inference_id, a) for _, a in self._republish
+                                if (s := self.scorer(a.inference_id)) is not None and s.correlates]
             out.counts["republished"] += len(self._republish)
             self._republish = []
         for key, (home, scorer) in items.items():
@@ -403,6 +441,8 @@ class Engine:
             if outcome.anomaly is not None:
                 counts["anomalies"] += 1
                 out.anomalies.append((home, outcome.anomaly))
+                if scorer.correlates:
+                    out.correlation.append((inference.inference_id, outcome.anomaly))
                 self._recent.setdefault(key, []).append(
                     (self._wall.ms, anomaly_to_plain(outcome.anomaly)))
             if outcome.gap is not None:
@@ -437,7 +477,8 @@ class Engine:
             self._republish += [(partition, anomaly_from_plain(plain)) for _, plain in self._recent[key]]
         self._groupers[key] = [
             AlertGrouperConfig(scorer.inference.inference_id, scorer.model.interval_ms, cfg)
-            .build(alert_states.get(cfg.name)) for cfg in scorer.inference.alerts]
+            .build(alert_states.get(cfg.name)) for cfg in scorer.inference.alerts
+            if cfg.scope == "asset"]  # inference scope: streams/correlation.py
         if scorer.inference.clock == "event":
             clock_state = snap.get("event_clock") if snap is not None else None
             # pure event time; the idle rule is the engine's (see _finalise). A restart is
@@ -453,6 +494,8 @@ class Engine:
         for k in keys:
             self._forget(k)
         self.held = {(i, p) for i, p in self.held if p not in gone}
+        self.owned -= gone
+        self._progress_sent = {k: v for k, v in self._progress_sent.items() if k[1] not in gone}
         self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
         return len(keys)
 

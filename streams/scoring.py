@@ -86,7 +86,7 @@ class Outcome:
 class AssetScorer:
     """Scores the points of any asset of one inference, given that asset's state."""
 
-    __slots__ = ("epoch", "inference", "model", "slots", "threshold")
+    __slots__ = ("correlates", "epoch", "inference", "model", "slots", "threshold")
 
     def __init__(self, inference: InferenceConfig, model: Model, epoch: int = 0) -> None:
         self.inference = inference
@@ -94,6 +94,9 @@ class AssetScorer:
         #: the inference's activation count: state of another epoch is not this scorer's
         self.epoch = epoch
         self.threshold = threshold_for(inference.sensitivity)
+        #: whether an alert config groups across assets (its anomalies then feed
+        #: streams/correlation.py)
+        self.correlates = any(a.scope == "inference" for a in inference.alerts)
         self.slots = WatermarkConfig(
             interval_ms=model.interval_ms, delay_ms=inference.delay_ms,
             fill=model.fill,  # type: ignore[arg-type]

@@ -16,7 +16,9 @@ from agents.model_store import ModelStore
 from agents.settings import Settings, TopicNames
 from agents.topics import topic_specs
 from agents.worker_process import WorkerProcess
+from streams.alerts import Alert
 from streams.codec import encode_telemetry
+from streams.correlation import InferenceCorrelation, Progress
 from streams.engine import Engine, Message
 from streams.inference import InferenceConfig
 from streams.model import Model, ModelParams, fit_model
@@ -161,6 +163,20 @@ class Pipeline:
         # the worker's idle rule finalises the last slots once the feed stops
         keys.update(a.key for _, a in engine.tick(now_ms=10**13).anomalies)
         return keys
+
+    def expected_alerts(self, readings: Sequence[Reading]) -> list[Alert]:
+        """The inference-scope alerts of the readings, scored in one engine and correlated."""
+        engine = Engine([AssetScorer(self.inference, self.model)], load=lambda k: None, partitions=1)
+        engine.owned = {0}
+        out = engine.process_batch([Message(self.settings.topics.telemetry, 0, i, r.asset_id.encode(),
+                                            encode_telemetry([r])) for i, r in enumerate(readings)])
+        correlation = InferenceCorrelation(self.inference.inference_id, self.model.interval_ms,
+                                           self.inference.alerts)
+        alerts: list[Alert] = []
+        for _, item in out.correlation + engine.tick(now_ms=10**13).correlation:
+            alerts += (correlation.progress(item.partition, item.watermark_ms)
+                       if isinstance(item, Progress) else correlation.add(item))
+        return alerts
 
 
 def received(worker: WorkerProcess, n: int) -> Callable[[], bool]:

@@ -68,3 +68,25 @@ def test_alerts_are_published_beside_the_anomalies(
         assert counted == len(expected) and not open_groups
     else:
         assert counted + sum(1 for _ in open_groups) <= len(expected) and counted >= 1
+
+
+def test_inference_scope_alerts_group_the_anomalies_of_all_assets(
+        kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    plant = AlertConfig("plant", correlation_points=30, scope="inference")
+    p.inference = replace(p.inference, alerts=(plant,))
+    (tmp_path / "inferences.json").write_bytes(orjson.dumps([p.inference.to_dict()]))
+    readings = fleet().readings
+    expected = p.expected_alerts(readings)
+    groups = {a.alert_id: a for a in expected if a.state == "resolved"}
+    assert any(len(a.assets) > 1 for a in groups.values()), "the faults of two pumps correlate"
+    with p.worker() as w:  # the correlation agent runs on the worker: keep it up until done
+        w.wait_ready(60)
+        p.send(readings)
+        resolved = wait_for(lambda: (r := [a for _, v in p.read(p.settings.topics.alerts)
+                                          if v and (a := loads(v))["state"] == "resolved"])
+                            and len(r) >= len(groups) and r, 60, f"{len(groups)} resolved alerts")
+    assert {(a["alert_id"], a["anomaly_count"], tuple(a["assets"])) for a in resolved} == {
+        (a.alert_id, a.anomaly_count, a.assets) for a in groups.values()}
+    opened = [loads(v) for _, v in p.read(p.settings.topics.alerts) if v and loads(v)["state"] == "open"]
+    assert sorted(a["alert_id"] for a in opened) == sorted(groups)

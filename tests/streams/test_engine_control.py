@@ -159,3 +159,32 @@ def test_alerts_open_at_the_first_anomaly_and_resolve_once_x_points_pass_with_no
     rest_alerts = [a for _, a, _ in rest.alerts] + [a for _, a, _ in again.tick(10**13).alerts]
     assert [a.state for a in rest_alerts if a.notify] == ["resolved"]
     assert {a.alert_id for a in rest_alerts} == {out.alerts[0][1].alert_id}
+
+
+def test_inference_scope_alerts_leave_the_engine_as_a_feed_one_correlation_groups(
+        model: Model) -> None:
+    from streams.alerts import AlertConfig
+    from streams.correlation import InferenceCorrelation, Progress
+    from streams.partitioning import home_partition
+
+    plant = AlertConfig("plant", correlation_points=5, scope="inference")
+    assets = ["pump-1", "pump-3"]  # homes 3 and 0 of 4 partitions
+    readings = sorted(generate_fleet(assets, 80, T0, S, seed=9, faults=[
+        Fault("pump-1", "spike", 50, 1), Fault("pump-3", "spike", 52, 1)]).readings,
+        key=lambda r: (r.ts_ms, r.asset_id))
+    e = Engine([scorer(model, alerts=(plant,))], load=lambda k: None, partitions=4)
+    e.owned = {0, 1, 2, 3}
+    homes = {a: home_partition(a, 4) for a in assets}
+    out = e.process_batch([Message("tele", homes[r.asset_id], i, r.asset_id.encode(),
+                                   encode_telemetry([r])) for i, r in enumerate(readings)])
+    idle = e.tick(now_ms=10**13)
+    feed = out.correlation + idle.correlation
+    assert not out.alerts and not idle.alerts, "no asset-scope grouping for an inference-scope config"
+    progress = {item.partition: item.watermark_ms for _, item in feed if isinstance(item, Progress)}
+    assert progress == {0: readings[-1].ts_ms, 1: None, 2: None, 3: readings[-1].ts_ms}
+    c = InferenceCorrelation("inf", model.interval_ms, (plant,), partitions=4)
+    alerts = [a for _, item in feed
+              for a in (c.progress(item.partition, item.watermark_ms)
+                        if isinstance(item, Progress) else c.add(item))]
+    assert [a.state for a in alerts if a.notify] == ["open", "resolved"]
+    assert set(alerts[-1].assets) == set(assets) and len({a.alert_id for a in alerts}) == 1
