@@ -312,9 +312,17 @@ class InferenceSync:
             self.engine.release(inference_id, partition)
 
     def observe(self, out: BatchOutput) -> None:
-        """Count what a batch did per inference; report an inference that keeps failing."""
+        """Count what a batch did per inference; put its data gaps on the events topic; report
+        an inference that keeps failing."""
         for (inference_id, outcome), n in out.by_inference.items():
             self.counts.setdefault(inference_id, Counter())[outcome] += n
+        if out.gaps:
+            now = self.wall_ms()
+            for _, inference_id, key, gap in out.gaps:
+                asset_id = key.split("/", 1)[1]  # streams.engine.state_key
+                record = gap_record(inference_id, gap.from_ms, gap.to_ms, "missing data", now,
+                                    asset_id=asset_id, points=gap.points)
+                self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record))
         for _, anomaly in out.anomalies:
             self.counts.setdefault(anomaly.inference_id, Counter())["anomalies"] += 1
         for inference_id, error in out.failures.items():

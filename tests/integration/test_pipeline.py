@@ -135,3 +135,21 @@ def test_restarted_worker_keeps_its_windows_and_publishes_no_duplicate_keys(
     # every asset warmed up once, in the first run; none had to warm up again
     assert before["counts"]["warming_up"] == len(ASSETS) * p.model.window_size
     assert after["counts"].get("warming_up", 0) == 0
+
+
+def test_missing_data_beyond_the_fill_limit_is_put_on_the_events_topic_as_a_gap(
+    kafka_bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    hole = range(START_MS + 100 * INTERVAL_MS, START_MS + 120 * INTERVAL_MS)  # 20 > 5 fillable
+    readings = [r for r in fleet().readings if not (r.asset_id == "pump-a" and r.ts_ms in hole)]
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings)
+        events = wait_for(lambda: [e for _, v in p.read(p.settings.topics.inference_events)
+                                   if v and (e := orjson.loads(v))["kind"] == "gap"],
+                          60, "a gap event")
+    assert [(e["inference_id"], e["asset_id"], e["reason"]) for e in events] == [
+        ("inf", "pump-a", "missing data")]
+    assert (events[0]["from"], events[0]["to"], events[0]["points"]) == (
+        hole.start, hole.stop, 20)
