@@ -465,11 +465,13 @@ class Engine:
         if held is not None and held[0] == partition and held[2] is scorer:
             return held[1]
         snap = self.load(key)
+        # alert groups outlive an epoch: a group open when the inference was paused resolves
+        # (the paused points count) instead of being forgotten
+        alert_states = snap.get("alerts", {}) if snap is not None else {}
         if snap is not None and not scorer.owns(snap):
             snap = None  # another epoch's state: this one starts afresh
         state = scorer.restore(snap) if snap is not None else scorer.new_state()
         self.states[key] = (partition, state, scorer)
-        alert_states = snap.get("alerts", {}) if snap is not None else {}
         if snap is not None and snap.get("recent_anomalies"):
             # the crash window: the snapshot reached the changelog, its anomalies may not have
             # reached their topic; keys are idempotent, so publishing them again is harmless

@@ -188,3 +188,21 @@ def test_inference_scope_alerts_leave_the_engine_as_a_feed_one_correlation_group
                         if isinstance(item, Progress) else c.add(item))]
     assert [a.state for a in alerts if a.notify] == ["open", "resolved"]
     assert set(alerts[-1].assets) == set(assets) and len({a.alert_id for a in alerts}) == 1
+
+
+def test_an_alert_open_when_the_inference_was_paused_resolves_after_the_restart(
+        model: Model) -> None:
+    from streams.alerts import AlertConfig
+
+    store: dict[str, Any] = {}
+    cfg = {"alerts": (AlertConfig("high", correlation_points=3),)}
+    readings = pump(120, fault_at=50)
+    e = Engine([scorer(model, epoch=1, **cfg)], load=store.get, partitions=1)
+    out = e.process_batch([msg(r) for r in readings[:52]])
+    store.update({k: snap for k, (_, snap) in out.snapshots.items()})
+    (opened,) = [a for _, a, _ in out.alerts if a.state == "open"]
+    # paused, restarted: a new epoch, whose windows start afresh from later points
+    again = Engine([scorer(model, epoch=2, **cfg)], load=store.get, partitions=1)
+    rest = again.process_batch([msg(r) for r in readings[90:]])
+    resolved = [a for _, a, _ in rest.alerts if a.state == "resolved"]
+    assert [a.alert_id for a in resolved] == [opened.alert_id] and resolved[0].notify
