@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import IO, Any, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import click
 import orjson
 
-from agents.broker import BrokerError, resolved_broker
+from agents.broker import BrokerError
+from agents.cli_support import CliUserError, on_broker, user_errors
 from agents.hook_store import HookStore
 from agents.hooks import send_notification
 from agents.settings import Settings
@@ -36,26 +36,8 @@ from streams.notification import Notification, decode_notification, encode_notif
 from streams.records import Anomaly
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class HookCliError(click.ClickException):
-    """A user error: one line ``assetwatch: error: ...`` on stderr, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"assetwatch: error: {self.format_message()}", err=True)
-
-
-def _user_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (BrokerError, ValueError, OSError) as exc:
-            raise HookCliError(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
+#: the errors a user can cause end in one line, exit 2
+_user_errors = user_errors(BrokerError, ValueError, OSError)
 
 
 def _common(fn: F) -> F:
@@ -66,18 +48,12 @@ def _common(fn: F) -> F:
     return fn
 
 
-@contextlib.contextmanager
-def _store(broker: str | None, topic_prefix: str | None) -> Iterator[HookStore]:
+def _store(broker: str | None, topic_prefix: str | None) -> contextlib.AbstractContextManager[HookStore]:
     settings = Settings.from_env(os.environ, broker=broker, topic_prefix=topic_prefix)
     if not settings.broker:
-        raise HookCliError("hooks are kept on the broker: pass --broker HOST:PORT "
+        raise CliUserError("hooks are kept on the broker: pass --broker HOST:PORT "
                            "(or set ASSETWATCH_BROKER)")
-    with resolved_broker(settings.broker) as bootstrap:
-        store = HookStore(bootstrap, settings)
-        try:
-            yield store
-        finally:
-            store.close()
+    return on_broker(settings.broker, lambda bootstrap: HookStore(bootstrap, settings))
 
 
 def _json(data: Any) -> str:
@@ -96,7 +72,7 @@ def create() -> None:
 
 def _publish(store: HookStore, config: HookConfig, replace_existing: bool) -> None:
     if not replace_existing and config.name in store.read():
-        raise HookCliError(f"hook {config.name!r} exists: pass --replace to replace it")
+        raise CliUserError(f"hook {config.name!r} exists: pass --replace to replace it")
     store.publish(config)
     click.echo(f"hook {config.name}: saved to {store.topic}: {config.describe()}")
 
@@ -106,7 +82,7 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition(":")
         if not sep:
-            raise HookCliError(f"--header takes 'Name: value', got {pair!r}")
+            raise CliUserError(f"--header takes 'Name: value', got {pair!r}")
         out[name.strip()] = value.strip()
     return out
 
@@ -178,7 +154,7 @@ def list_cmd(as_json: bool, broker: str | None, topic_prefix: str | None) -> Non
 def _get(store: HookStore, name: str) -> HookConfig:
     found = store.read().get(name)
     if found is None:
-        raise HookCliError(f"no hook named {name!r} on {store.topic}")
+        raise CliUserError(f"no hook named {name!r} on {store.topic}")
     return found
 
 

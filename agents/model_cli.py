@@ -14,16 +14,17 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import numpy as np
 import orjson
 
-from agents.broker import BrokerError, resolved_broker
+from agents.broker import BrokerError
+from agents.cli_support import CliUserError, on_broker, user_errors
 from agents.model_store import ModelRecord, ModelStore, ModelStoreError
 from agents.registry import Registry
 from agents.settings import Settings
@@ -51,29 +52,8 @@ from streams.training import (
 F = TypeVar("F", bound=Callable[..., Any])
 _FAR_MIN = -(2**63)
 _FAR_MAX = 2**63 - 1
-
-
-class ModelCliError(click.ClickException):
-    """A user error: one line ``assetwatch: error: ...`` on stderr, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"assetwatch: error: {self.format_message()}", err=True)
-
-
-def _user_errors(fn: F) -> F:
-    """Turn the errors a user can cause into :class:`ModelCliError` (one line, exit 2)."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (TrainingError, ModelStoreError, BrokerError, ValueError, OSError) as exc:
-            raise ModelCliError(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
+#: the errors a user can cause end in one line, exit 2
+_user_errors = user_errors(TrainingError, ModelStoreError, BrokerError, ValueError, OSError)
 
 
 def _now_ms() -> int:
@@ -101,18 +81,11 @@ def _settings(broker: str | None, models_dir: Path | None, topic_prefix: str | N
     return Settings.from_env(os.environ, broker=broker, models_dir=models_dir, topic_prefix=topic_prefix)
 
 
-@contextlib.contextmanager
-def _registry(settings: Settings) -> Iterator[Registry | None]:
+def _registry(settings: Settings) -> contextlib.AbstractContextManager[Registry | None]:
     """The registry when a broker is configured, else ``None`` (the directory store alone)."""
     if not settings.broker:
-        yield None
-        return
-    with resolved_broker(settings.broker) as bootstrap:
-        registry = Registry(bootstrap, settings)
-        try:
-            yield registry
-        finally:
-            registry.close()
+        return contextlib.nullcontext()
+    return on_broker(settings.broker, lambda bootstrap: Registry(bootstrap, settings))
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -231,7 +204,7 @@ def train_cmd(
             if as_json:
                 click.echo(orjson.dumps(record.to_dict(), option=orjson.OPT_INDENT_2).decode())
             if isinstance(exc, TrainingError | UnicodeDecodeError | OSError):
-                raise ModelCliError(f"model {record.key} failed: {reason}") from exc
+                raise CliUserError(f"model {record.key} failed: {reason}") from exc
             raise
         progress.close()
         digest = store.save(result.model)

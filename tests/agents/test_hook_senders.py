@@ -1,17 +1,25 @@
-"""Sender glue without servers: what an SMTP failure means, the webhook's signed headers."""
+"""Sender glue: what an SMTP failure means, the webhook's signed headers, and a webhook
+sender against a real slow endpoint on 127.0.0.1 (tests/integration/hook_servers.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import smtplib
+import time
 
+import aiohttp
 import pytest
 
 from agents.hooks.email import build_message, classify_smtp_error
-from agents.hooks.webhook import request_headers
+from agents.hooks.webhook import request_headers, send_webhook
 from streams.alerts import Alert
+from streams.delivery import Attempt, Delivery, RetryPolicy
 from streams.hooks import EmailConfig, WebhookConfig
 from streams.notification import decode_notification, encode_notification, idempotency_key, webhook_body
 from streams.signature import verify_signature
+from tests.integration.harness import wait_for
+from tests.integration.hook_servers import Receiver
 
 NOTIFICATION = decode_notification(encode_notification(
     Alert("a1", "high-vib", "line-3", ("pump-1",), 0, 0, 1, 0.9, ("vib",), "open", True), ["ops"]))
@@ -55,3 +63,46 @@ def test_an_email_has_a_stable_message_id_per_notification_and_hook() -> None:
     expected = f"<{idempotency_key(NOTIFICATION, 'mail')}@assetwatch>"
     assert first["Message-ID"] == second["Message-ID"] == expected
     assert first["Subject"] == "[assetwatch] OPEN high-vib on line-3: pump-1 (severity 0.90)"
+
+
+SECRET = "whsec-test-0123456789abcdef"
+HOOK_TIMEOUT_S = 0.5
+SERVER_DELAY_S = 5.0  # ten times the hook's timeout
+
+
+async def _timed_attempts(hook: WebhookConfig, receiver: Receiver) -> list[tuple[Attempt, float]]:
+    """Two attempts through one session (as the delivery agent keeps one): the first while the
+    receiver answers late, the second once it answers at once; each with its duration."""
+    results: list[tuple[Attempt, float]] = []
+    async with aiohttp.ClientSession() as session:
+        for delay in (SERVER_DELAY_S, 0.0):
+            receiver.answer_after(delay)
+            started = time.monotonic()
+            attempt = await send_webhook(session, hook, NOTIFICATION, now_ms=time.time_ns() // 1_000_000)
+            results.append((attempt, time.monotonic() - started))
+    return results
+
+
+def test_a_slow_webhook_is_given_up_at_its_timeout_and_delivered_once_when_fast() -> None:
+    policy = RetryPolicy(max_attempts=3, base_delay_ms=100, max_delay_ms=100, jitter="none")
+    key = idempotency_key(NOTIFICATION, "ops")
+    with Receiver(SECRET) as receiver:
+        hook = WebhookConfig("ops", receiver.url, SECRET, timeout_s=HOOK_TIMEOUT_S)
+        (slow, slow_s), (fast, _) = asyncio.run(_timed_attempts(hook, receiver))
+        wait_for(lambda: len(receiver.arrivals()) == 2, 5, "both attempts at the receiver")
+        arrived, effective = receiver.arrivals(), dict(receiver.effective)
+
+    # given up at the hook's timeout, not at the server's answer
+    assert HOOK_TIMEOUT_S * 0.8 <= slow_s < HOOK_TIMEOUT_S + 1.5 < SERVER_DELAY_S
+    assert slow == Attempt("retry", f"no response within {HOOK_TIMEOUT_S:g} s")
+    pending = Delivery.pending(NOTIFICATION.notification_id, "ops", 0).record(
+        slow, 1_000, policy, random.Random(0))
+    assert (pending.outcome, pending.attempts, pending.next_attempt_ms) == ("pending", 1, 1_100)
+    assert pending.last_error == slow.detail
+
+    assert fast.kind == "delivered" and fast.detail == "HTTP 200 OK"
+    assert pending.record(fast, 1_100, policy, random.Random(0)).outcome == "delivered"
+    # the late request did reach the endpoint: both carry one key, which it acts on once
+    assert arrived == [key, key]
+    assert effective == {key: webhook_body(NOTIFICATION)}
+    assert receiver.effective == effective, "the late answer, released at stop, acts no more"

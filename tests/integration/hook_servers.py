@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -35,28 +36,44 @@ class Receiver:
     """A webhook endpoint that verifies every signature and honours the idempotency key.
 
     It answers ``fail_status`` to its first ``fail_first`` requests (``fail_first=-1``: to
-    all), 401 to a bad signature, else 200 — and acts (``effective``) once per key.
+    all), 401 to a bad signature, else 200 — and acts (``effective``) once per key. With
+    ``delay_s`` it answers that many seconds after a request arrived (settable while it
+    serves; a held answer is released when the receiver stops); ``arrived`` lists the
+    idempotency key of every request as it arrives, answered yet or not.
     """
 
     def __init__(self, secret: str, *, fail_first: int = 0, fail_status: int = 503,
-                 port: int | None = None) -> None:
+                 port: int | None = None, delay_s: float = 0.0) -> None:
         self.secret = secret.encode()
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.port = port or free_port()
+        self.delay_s = delay_s
+        self.arrived: list[str] = []
         self.requests: list[Request] = []
         self.effective: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._release: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
+    async def _hold(self, seconds: float) -> None:
+        """Wait ``seconds`` before answering, or less if the receiver stops meanwhile."""
+        if seconds > 0 and self._release is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), seconds)
+
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        with self._lock:
+            self.arrived.append(request.headers.get(IDEMPOTENCY_HEADER, ""))
+            delay = self.delay_s
+        await self._hold(delay)
         ok = verify_signature(self.secret, request.headers.get(TIMESTAMP_HEADER, ""), body,
                               request.headers.get(SIGNATURE_HEADER, ""),
                               now_ms=time.time_ns() // 1_000_000)
@@ -74,6 +91,7 @@ class Receiver:
         self._loop = asyncio.new_event_loop()
 
         async def serve() -> None:
+            self._release = asyncio.Event()
             app = web.Application()
             app.router.add_post("/hook", self._handle)
             self._runner = web.AppRunner(app)
@@ -96,6 +114,8 @@ class Receiver:
         loop, runner = self._loop, self._runner
         if loop is None or self._thread is None:
             return
+        if self._release is not None:
+            loop.call_soon_threadsafe(self._release.set)
         if runner is not None:
             asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -106,6 +126,16 @@ class Receiver:
     def snapshot(self) -> list[Request]:
         with self._lock:
             return list(self.requests)
+
+    def arrivals(self) -> list[str]:
+        """The idempotency keys of the requests that arrived so far (answered or not)."""
+        with self._lock:
+            return list(self.arrived)
+
+    def answer_after(self, seconds: float) -> None:
+        """Answer the requests that arrive from now on after ``seconds`` (0: at once)."""
+        with self._lock:
+            self.delay_s = seconds
 
     def __enter__(self) -> Receiver:
         return self.start()
