@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections import Counter
@@ -72,6 +73,9 @@ class StoreCatalog:
     served: Iterable[str]
     signals_seen: dict[str, set[str]]
     hook_names: Callable[[], Iterable[str]] = lambda: ()
+    #: whether the hook names are known (the hooks topic read to its end); until then a
+    #: command naming a hook would be refused as naming an unknown one
+    hooks_ready: Callable[[], bool] = lambda: True
 
     def model(self, model_id: str, version: int | None) -> ModelInfo | None:
         return model_info(self.store, model_id, version)
@@ -158,6 +162,8 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
     @app.agent(topics.control, name="control")
     async def control(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            while not catalog.hooks_ready():
+                await asyncio.sleep(0.05)  # polling a condition: the hooks topic read
             handle(event.message.value)
             await drained(app.producer.buffer)  # state and results out before the ack
 

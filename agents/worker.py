@@ -95,7 +95,8 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
     register_delivery_agent(app, settings, hooks, stats.registry)
     register_health_views(app, worker_readiness(app, stats.ready_checks))
     store = ModelStore(settings.models_dir)
-    catalog = StoreCatalog(store, engine.served, engine.signals_seen, hooks.names)
+    catalog = StoreCatalog(store, engine.served, engine.signals_seen, hooks.names,
+                           lambda: hooks.ready)
     topics = register_controller(app, settings, catalog, wall_ms)
     view: TopicView[InferenceState] = TopicView(bootstrap, settings.topics.inference_status,
                                                 decode_state)

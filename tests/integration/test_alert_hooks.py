@@ -5,8 +5,8 @@ whose ``hooks`` name a webhook registered on the hooks topic; the receiver on 12
 verifies every signature (tests/integration/hook_servers.py). What it receives is compared
 with the alert records the engine published on the alerts topic. Waits are deadline-bounded.
 
-The inference is created on the control topic once the worker knows the hook: a creation
-naming a hook the worker has not read yet is refused (``unknown hook``).
+The inference is declared in the worker's inferences file, as a deployment would: the
+controller decides nothing until it has read the hooks topic, so the hook it names is known.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.control_client import ControlClient
 from agents.hook_store import HookStore
 from agents.worker_process import WorkerProcess
 from streams.alerts import AlertConfig
@@ -41,11 +41,11 @@ AlertState = tuple[str, str]  # (alert id, state)
 
 
 def with_alerts_and_hook(p: Pipeline, hook: str) -> None:
-    """Give the pipeline's inference a group-mode alert configuration that notifies ``hook``;
-    the worker starts with no declared inference (:func:`create` creates it)."""
+    """Declare the pipeline's inference with a group-mode alert configuration that notifies
+    ``hook``."""
     alert = AlertConfig("high", correlation_points=3, mode="group")
     p.inference = replace(p.inference, alerts=(alert,), hooks=(hook,))
-    (p.workdir / "inferences.json").write_bytes(b"[]")
+    (p.workdir / "inferences.json").write_bytes(orjson.dumps([p.inference.to_dict()]))
 
 
 def register(p: Pipeline, hook: WebhookConfig) -> None:
@@ -54,16 +54,6 @@ def register(p: Pipeline, hook: WebhookConfig) -> None:
         store.publish(hook)
     finally:
         store.close()
-
-
-def create(p: Pipeline, w: WorkerProcess) -> None:
-    """Create the pipeline's inference on the control topic; wait until the worker applied it."""
-    client = ControlClient(p.bootstrap, p.settings)
-    result = client.send(client.command("create", p.inference.inference_id, p.inference.to_dict()))
-    assert result["accepted"], result["reason"]
-    wait_for(lambda: any(i["inference_id"] == p.inference.inference_id
-                         for i in (w.status() or {}).get("inferences", ())),
-             30, "the worker to apply the inference")
 
 
 def finalised(w: WorkerProcess) -> int:
@@ -106,7 +96,6 @@ def test_the_engines_alerts_reach_a_signed_webhook_once_per_state(
         w.args[1:4] = ["-m", "tests.integration.hooks_worker", "worker"]
         with w:
             ready_with_hooks(w, {"ops"})
-            create(p, w)
             p.send(readings)
             wait_for(received(w, len(readings)), 60, "all readings received")
             p.wait_for_anomalies(expected, 30)
