@@ -55,7 +55,7 @@ from streams.decode import DecodeLimits, decode_telemetry
 from streams.partitioning import home_partition
 from streams.records import Anomaly, Reading, Rejection, anomaly_from_plain, anomaly_to_plain
 from streams.scoring import AssetScorer, AssetState
-from streams.watermark import Duplicate, Gap, Late
+from streams.watermark import Duplicate, Gap, Late, slot_of
 
 Snapshot = dict[str, Any]
 Loader = Callable[[str], Snapshot | None]
@@ -370,7 +370,7 @@ class Engine:
                 idle = key in self._event_clocks and \
                     wall - self._last_arrival_ms.get(key, wall) >= scorer.inference.idle_timeout_ms
                 per.setdefault((scorer.inference.inference_id, part), []).append(
-                    (state.watermark.watermark_ms, idle))
+                    (_progress_of(state, scorer), idle))
         for scorer in correlated:
             inference_id = scorer.inference.inference_id
             for part in sorted(self.owned):
@@ -507,6 +507,17 @@ class Engine:
         self._recent.pop(key, None)
         self._event_clocks.pop(key, None)
         self._last_arrival_ms.pop(key, None)
+
+
+def _progress_of(state: AssetState, scorer: AssetScorer) -> int | None:
+    """The slot up to which an asset has been scored; before its first, the slot before its
+    first pending point (it cannot add anything earlier)."""
+    wm = state.watermark
+    if wm.watermark_ms is not None:
+        return wm.watermark_ms
+    pending = wm.pending()
+    return slot_of(pending[0].ts_ms, scorer.model.interval_ms) - scorer.model.interval_ms \
+        if pending else None
 
 
 def _describe(exc: BaseException) -> str:

@@ -206,3 +206,17 @@ def test_an_alert_open_when_the_inference_was_paused_resolves_after_the_restart(
     rest = again.process_batch([msg(r) for r in readings[90:]])
     resolved = [a for _, a, _ in rest.alerts if a.state == "resolved"]
     assert [a.alert_id for a in resolved] == [opened.alert_id] and resolved[0].notify
+
+
+def test_an_asset_with_nothing_finalised_yet_holds_its_partition_back(model: Model) -> None:
+    """Its first point may still be anomalous: the partition reports the slot before it."""
+    from streams.alerts import AlertConfig
+    from streams.correlation import Progress
+
+    plant = AlertConfig("plant", correlation_points=5, scope="inference")
+    e = Engine([scorer(model, alerts=(plant,))], load=lambda k: None, partitions=1)
+    e.owned = {0}
+    first = pump(3)[0]
+    e.process_batch([msg(first)], now_ms=5_000)
+    out = e.tick(now_ms=5_000)  # not idle yet: the point waits for its slot to be due
+    assert [item for _, item in out.correlation] == [Progress(0, first.ts_ms - S)]
