@@ -134,8 +134,19 @@ def test_grafana_provisions_the_datasource_the_dashboards_use(compose: dict[str,
     for f in files:
         dashboard = orjson.loads(f.read_bytes())
         uids.add(dashboard["uid"])
-        for panel in dashboard["panels"]:
+        nested = [child for panel in dashboard["panels"] for child in panel.get("panels", [])]
+        for panel in dashboard["panels"] + nested:  # a collapsed row holds its panels
+            if panel["type"] == "row":  # a heading: no query of its own
+                assert "targets" not in panel and "datasource" not in panel, (f.name, panel["title"])
+                continue
             assert panel["datasource"]["uid"] == source["uid"], (f.name, panel["title"])
+            assert panel["targets"], (f.name, panel["title"])
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == source["uid"], (f.name, panel["title"])
+        cells = [(x, y) for panel in dashboard["panels"]  # the top level's layout: no overlap
+                 for g in [panel["gridPos"]] for x in range(g["x"], g["x"] + g["w"])
+                 for y in range(g["y"], g["y"] + g["h"])]
+        assert len(cells) == len(set(cells)) and all(0 <= x < 24 for x, _ in cells), f.name
     assert len(uids) == len(files)
     drill = orjson.loads((dashboards_dir / "assetwatch-inference.json").read_bytes())
     assert [v["name"] for v in drill["templating"]["list"]] == ["inference"]
