@@ -73,6 +73,10 @@ class HookSource(Protocol):
 Sender = Callable[..., Awaitable[Attempt]]
 
 
+#: the ``outcome`` label values of ``assetwatch_hook_deliveries_total``
+DELIVERY_OUTCOMES = ("delivered", "retried", "dead")
+
+
 class DeliveryMetrics:
     """``assetwatch_hook_*`` metrics, on the worker's registry."""
 
@@ -91,6 +95,11 @@ class DeliveryMetrics:
         self.invalid = Counter(
             "assetwatch_hook_notifications_invalid_total",
             "Notification records that could not be read (dead-lettered).", registry=registry)
+
+    def know(self, hook: str) -> None:
+        """Start a hook's series at zero, so that ``rate()`` sees its first delivery too."""
+        for outcome in DELIVERY_OUTCOMES:
+            self.deliveries.labels(hook, outcome)
 
 
 @dataclass
@@ -169,6 +178,7 @@ def register_delivery_agent(
         created = int(ts * 1000) if ts and ts > 0 else now
         plain = loads(raw)
         for hook in n.hooks:
+            metrics.know(hook)
             d = Delivery.pending(n.notification_id, hook, created)
             if d.key in outbox.data:
                 state.count("duplicate")
