@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.worker import Worker
@@ -35,7 +35,9 @@ def build(
 
     @app.page("/assetwatch/status/")
     async def status(web: Any, request: Any) -> Any:
-        return web.json({"ready": app.tables.recovery.completed.is_set(), "counts": counts})
+        # TableManagerT does not declare the recovery the TableManager has
+        return web.json({"ready": cast(Any, app.tables).recovery.completed.is_set(),
+                         "counts": counts})
 
     if mode == "empty":
         @app.agent(source)

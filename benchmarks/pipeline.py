@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import orjson
 from confluent_kafka import Consumer
@@ -100,20 +101,26 @@ class Bench:
         summing the ``counted`` counters of its status page."""
         t_first = t_last = None
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
-                raise RuntimeError(f"{name}: worker exited with {proc.returncode}:\n{tail}")
-            st = status() or {}
-            counts = st.get("counts", {})
-            n = sum(counts.get(k, 0) for k in counted)
-            now = time.monotonic()
-            if counts.get("received", 0) and t_first is None:
-                t_first = now
-            if n >= target:
-                t_last = now
-                break
-            time.sleep(POLL_S)  # polling interval of a deadline-bounded wait
+        # progress on stderr, only on a terminal: the table on stdout stays clean
+        with click.progressbar(length=target, label=name, file=sys.stderr,
+                               hidden=not sys.stderr.isatty()) as bar:
+            shown = 0
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+                    raise RuntimeError(f"{name}: worker exited with {proc.returncode}:\n{tail}")
+                st = status() or {}
+                counts = st.get("counts", {})
+                n = sum(counts.get(k, 0) for k in counted)
+                now = time.monotonic()
+                bar.update(max(min(n, target) - shown, 0))
+                shown = max(shown, min(n, target))
+                if counts.get("received", 0) and t_first is None:
+                    t_first = now
+                if n >= target:
+                    t_last = now
+                    break
+                time.sleep(POLL_S)  # polling interval of a deadline-bounded wait
         if t_first is None or t_last is None:
             raise RuntimeError(f"{name}: did not finish within the deadline")
         # the poll interval is the resolution: a run finished between two polls took at most it
@@ -179,8 +186,9 @@ class Bench:
             warm = len(assets) * 16
             while len(lat) < len(fleet.readings) - warm and time.monotonic() < deadline:
                 for m in consumer.consume(500, 0.2):
-                    if m.error() is None and m.key():
-                        _, asset, ts = m.key().decode().rsplit("/", 2)
+                    key = m.key()
+                    if m.error() is None and key:
+                        _, asset, ts = key.decode().rsplit("/", 2)
                         sent = produced.get((asset, int(ts)))
                         if sent is not None:
                             lat.append(m.timestamp()[1] - sent)
