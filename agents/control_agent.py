@@ -26,7 +26,7 @@ import faust
 
 from agents.history import read_history
 from agents.model_store import ModelStore, ModelStoreError
-from agents.send_buffer import drained
+from agents.send_buffer import Sends
 from agents.settings import Settings
 from agents.topic_view import TopicView
 from streams.codec import dumps, loads
@@ -117,10 +117,11 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
     topics = ControlTopics(raw(t.control), raw(t.inference_status), raw(t.inference_events),
                            raw(t.inference_stats))
     table = app.Table("control-state", default=None, partitions=1, key_type=str)
+    sends = Sends()
 
     def store(key: str, value: dict[str, Any]) -> None:
         table.data[key] = value
-        table.send_changelog(0, key, value)
+        sends(table.send_changelog(0, key, value))
 
     def handle(value: bytes | None) -> None:
         record: Any = None
@@ -136,11 +137,11 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
                       "inference_id": str(plain.get("inference_id") or "?"),
                       "type": str(plain.get("type") or "?"), "accepted": False,
                       "reason": f"invalid command: {exc}", "at": wall_ms()}
-            topics.events.send_soon(key=result["inference_id"].encode(), value=dumps(result))
+            sends(topics.events.send_soon(key=result["inference_id"].encode(), value=dumps(result)))
             return
         seen = table.data.get(f"command/{cmd.command_id}")
         if seen is not None:
-            topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(seen))
+            sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(seen)))
             return
         plain_state = table.data.get(f"inference/{cmd.inference_id}")
         current = InferenceState.from_record(plain_state) if plain_state else None
@@ -148,13 +149,13 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         if decision.state is not None:
             record_out = decision.state.to_record()
             store(f"inference/{cmd.inference_id}", record_out)
-            topics.status.send_soon(key=cmd.inference_id.encode(), value=dumps(record_out))
+            sends(topics.status.send_soon(key=cmd.inference_id.encode(), value=dumps(record_out)))
         result = decision.result_record()
         store(f"command/{cmd.command_id}", result)
-        topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(result))
+        sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(result)))
         if decision.gap is not None:
             gap = gap_record(cmd.inference_id, *decision.gap, reason="paused", at_ms=decision.at_ms)
-            topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(gap))
+            sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(gap)))
         level = logging.INFO if decision.accepted else logging.WARNING
         log.log(level, "command %s %s on %s: %s", cmd.command_id, cmd.type, cmd.inference_id,
                 decision.reason)
@@ -165,7 +166,7 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
             while not catalog.hooks_ready():
                 await asyncio.sleep(0.05)  # polling a condition: the hooks topic read
             handle(event.message.value)
-            await drained(app.producer.buffer)  # state and results out before the ack
+            await sends.confirmed()  # state and results out before the ack
 
     return topics
 

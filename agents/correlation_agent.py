@@ -18,7 +18,8 @@ from typing import Any, cast
 
 import faust
 
-from agents.send_buffer import drained
+from agents.scoring_agent import Publish
+from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.correlation import InferenceCorrelation, Progress, decode_feed
 from streams.engine import BatchOutput, Engine
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def register_correlation_agent(
     app: faust.App, settings: Settings, engine: Engine,
-    publish: Callable[[BatchOutput], None], ready: Callable[[], bool],
+    publish: Publish, ready: Callable[[], bool],
 ) -> None:
     """Declare the correlation table and agent on ``app``; ``ready`` says when the worker knows
     its inferences (until then a record would find no alert config)."""
@@ -39,6 +40,7 @@ def register_correlation_agent(
                      value_serializer="raw", partitions=settings.partitions)
     #: inference id → (the scorer it was built for, the correlation), while the table holds it
     live: dict[str, tuple[AssetScorer, InferenceCorrelation]] = {}
+    sends = Sends()
 
     @app.agent(feed, name="correlate")
     async def correlate(stream: faust.StreamT) -> None:
@@ -46,7 +48,7 @@ def register_correlation_agent(
             while not ready():
                 await asyncio.sleep(0.05)  # polling a condition: the status topic applied
             handle(event.message)
-            await drained(app.producer.buffer)  # alerts and the table out before the ack
+            await sends.confirmed()  # the table and the alerts out before the ack
 
     def handle(message: Any) -> None:
         inference_id = (message.key or b"").decode()
@@ -66,10 +68,10 @@ def register_correlation_agent(
             alerts = correlation.add(item)
         snapshot = correlation.snapshot()
         table.data[inference_id] = snapshot
-        table.send_changelog(message.partition, inference_id, snapshot)
+        sends(table.send_changelog(message.partition, inference_id, snapshot))
         if alerts:
             hooks = scorer.inference.hooks
-            publish(BatchOutput(alerts=[(message.partition, a, hooks) for a in alerts]))
+            publish(BatchOutput(alerts=[(message.partition, a, hooks) for a in alerts]), sends)
 
     def _correlation(inference_id: str, scorer: AssetScorer) -> InferenceCorrelation:
         held = live.get(inference_id)

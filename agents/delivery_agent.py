@@ -35,7 +35,7 @@ import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from agents.hooks import send_notification
-from agents.send_buffer import drained
+from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.codec import dumps, loads
 from streams.delivery import Attempt, Delivery, RetryPolicy, encode_hook_dead_letter
@@ -143,13 +143,15 @@ def register_delivery_agent(
     dead_letters = app.topic(topics.hooks_dead_letter, key_serializer="raw",
                              value_serializer="raw", partitions=1)
 
+    sends = Sends()
+
     def put(partition: int, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
             outbox.data.pop(key, None)
-            outbox.send_changelog(partition, key, None, value_serializer="raw")
+            sends(outbox.send_changelog(partition, key, None, value_serializer="raw"))
         else:
             outbox.data[key] = value
-            outbox.send_changelog(partition, key, value)
+            sends(outbox.send_changelog(partition, key, value))
 
     # ------------------------------------------------------------------ taking notifications
 
@@ -157,7 +159,7 @@ def register_delivery_agent(
     async def take(stream: faust.StreamT) -> None:
         async for event in cast(faust.Stream, stream).events():
             accept(event.message)
-            await drained(app.producer.buffer)  # the outbox entry out before the ack
+            await sends.confirmed()  # the outbox entry out before the ack
 
     def accept(message: Any) -> None:
         """One notification record → pending deliveries in the outbox (synchronous)."""
@@ -171,8 +173,8 @@ def register_delivery_agent(
             state.count("invalid")
             log.warning("unreadable notification at %s[%s]@%s: %s", message.topic, partition,
                         message.offset, exc)
-            dead_letters.send_soon(key=message.key, value=encode_hook_dead_letter(
-                reason=str(exc), dead_at_ms=now, raw=raw))
+            sends(dead_letters.send_soon(key=message.key, value=encode_hook_dead_letter(
+                reason=str(exc), dead_at_ms=now, raw=raw)))
             return
         ts = message.timestamp  # the producer's time, seconds
         created = int(ts * 1000) if ts and ts > 0 else now

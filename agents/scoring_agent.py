@@ -2,11 +2,11 @@
 state snapshots.
 
 The agent body is synchronous between taking a batch and returning to Faust (every send is
-``send_soon``), so a stop cannot cut a batch in half; the agent then waits until Faust's send
-buffer has handed all of it to the Kafka client (:mod:`agents.send_buffer`), Faust acks the
-batch's offsets only after that, and flushes the client before it commits them. So state and
-outputs are always written before the input offsets that produced them are committed
-(at-least-once); re-delivered points are recognised by timestamp and not scored twice.
+``send_soon``), so a stop cannot cut a batch in half; the agent then waits until the broker
+has acknowledged every record of it (:mod:`agents.send_buffer`), and Faust acks the batch's
+offsets only after that. So state and outputs are always written before the input offsets
+that produced them are committed (at-least-once); re-delivered points are recognised by
+timestamp and not scored twice.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents.metrics import WorkerMetrics
-from agents.send_buffer import drained
+from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.alert_codec import encode_alert
 from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
@@ -51,11 +51,17 @@ class PipelineStats:
     scoring_checks: list[Callable[[], bool]] = field(default_factory=list)
 
 
+class Publish(Protocol):
+    """Sends a batch's output; the sends are kept in ``into`` (default: the scoring agent's)."""
+
+    def __call__(self, out: BatchOutput, into: Sends | None = None) -> None: ...
+
+
 @dataclass(frozen=True)
 class ScoringHandles:
     """What other parts of the worker need of the scoring agent."""
 
-    publish: Callable[[BatchOutput], None]
+    publish: Publish
     table: Any
     metrics: WorkerMetrics
 
@@ -88,6 +94,7 @@ def register_scoring_agent(
 
     engine.load = load
     metrics = WorkerMetrics(stats.registry)
+    sends = Sends()
 
     @app.agent(source, name="score")
     async def score(stream: faust.StreamT) -> None:
@@ -101,7 +108,7 @@ def register_scoring_agent(
                 await asyncio.sleep(0.05)
             handle(events)
             # before take_events acks the batch: a commit must not overtake its records
-            await drained(app.producer.buffer)
+            await sends.confirmed()
 
     def handle(events: Sequence[faust.EventT]) -> None:
         messages = [
@@ -125,48 +132,41 @@ def register_scoring_agent(
         metrics.observe(out, wall_ms(), engine=engine, finalised_at_ms=started_ms)
         metrics.assets.set(len(engine.states))
 
-    def publish(out: BatchOutput) -> None:
-        """Send what a batch or tick produced; synchronous, so never cut half-way."""
+    def publish(out: BatchOutput, into: Sends | None = None) -> None:
+        """Send what a batch or tick produced; synchronous, so never cut half-way. Every send
+        is kept in ``into`` (by default the scoring agent's, awaited before a batch is acked)."""
+        keep = into if into is not None else sends
         for key, (partition, snap) in out.snapshots.items():
             table.data[key] = snap
-            table.send_changelog(partition, key, snap)
+            keep(table.send_changelog(partition, key, snap))
         for topic, partition, readings in out.forward:
-            by_asset[topic].send_soon(
-                key=readings[0].asset_id.encode(), value=encode_telemetry(readings),
-                partition=partition,
-            )
+            keep(by_asset[topic].send_soon(key=readings[0].asset_id.encode(),
+                                            value=encode_telemetry(readings), partition=partition))
         for partition, anomaly in out.anomalies:
-            anomalies.send_soon(
-                key=anomaly.key.encode(), value=encode_anomaly(anomaly), partition=partition
-            )
+            keep(anomalies.send_soon(key=anomaly.key.encode(), value=encode_anomaly(anomaly),
+                                      partition=partition))
         for partition, alert, hooks in out.alerts:
             alert_key = alert.alert_id.encode()
-            alerts.send_soon(key=alert_key, value=encode_alert(alert), partition=partition)
+            keep(alerts.send_soon(key=alert_key, value=encode_alert(alert), partition=partition))
             if alert.notify and hooks:
-                notifications.send_soon(key=alert_key, value=encode_notification(alert, hooks),
-                                        partition=partition)
+                keep(notifications.send_soon(key=alert_key, value=encode_notification(alert, hooks),
+                                              partition=partition))
         if out.alerts:
             metrics.observe_alerts(a for _, a, _ in out.alerts)
         for inference_id, item in out.correlation:  # one partition per inference, in order
-            correlation.send_soon(key=inference_id.encode(), value=encode_feed(item))
+            keep(correlation.send_soon(key=inference_id.encode(), value=encode_feed(item)))
         for partition, inference_id, point in out.late:
             r = point.reading
-            late.send_soon(
-                key=f"{inference_id}/{r.asset_id}/{r.ts_ms}".encode(),
-                value=encode_late(inference_id, r, point.slot_ms, point.late_by_ms),
-                partition=partition,
-            )
+            keep(late.send_soon(key=f"{inference_id}/{r.asset_id}/{r.ts_ms}".encode(),
+                                 value=encode_late(inference_id, r, point.slot_ms, point.late_by_ms),
+                                 partition=partition))
         if out.rejections:
             now_ms = wall_ms()
             for msg, rejection in out.rejections:
-                dead_letter.send_soon(
-                    key=msg.key,
-                    value=encode_dead_letter(
-                        rejection, source_topic=msg.topic, partition=msg.partition,
-                        offset=msg.offset, key=msg.key, received_at_ms=now_ms,
-                    ),
-                    partition=msg.partition,
-                )
+                keep(dead_letter.send_soon(key=msg.key, value=encode_dead_letter(
+                    rejection, source_topic=msg.topic, partition=msg.partition,
+                    offset=msg.offset, key=msg.key, received_at_ms=now_ms,
+                ), partition=msg.partition))
         stats.counts.update(out.counts)
         for listener in stats.listeners:
             listener(out)

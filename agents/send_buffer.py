@@ -1,45 +1,67 @@
-"""Waiting until Faust's send buffer has handed every record to the Kafka client.
+"""Waiting until the broker has every record a step sent, before Faust acks the step's input.
 
 ``topic.send_soon`` and ``table.send_changelog`` put records in Faust's producer buffer; a
 background task hands them to the Kafka client one by one. Before Faust commits offsets it
-"flushes" the producer, but its buffer flush gives up as soon as no record leaves the buffer for
-0.1 s (``ProducerBuffer.flush_atmost``). On a loaded machine a scoring batch holds the event loop
-for longer than that, so a commit could overtake a batch's snapshots and anomalies still in the
-buffer, and a crash right after it lost them while the offsets said the points were done.
+"flushes" the producer, but that does not cover every record sent:
 
-An agent therefore awaits :func:`drained` after each batch, before the batch is acked: every
-record is then in the client, whose own flush (the next thing a commit does) waits for the
-broker's acknowledgement of all of them.
+* its buffer flush gives up as soon as no record leaves the buffer for 0.1 s
+  (``ProducerBuffer.flush_atmost``), and a scoring batch can hold the event loop longer;
+* a record the background task has taken from the buffer but not yet handed to the client
+  (``await producer.send(...)``, waiting for metadata or room) is in neither the buffer's size
+  nor the client's flush.
+
+Either way a commit could overtake a batch's snapshots and anomalies, and a crash right after
+it lost them while the offsets said the points were done (CI caught it with kill -9).
+
+So an agent records what each step sends in a :class:`Sends` and awaits
+:meth:`Sends.confirmed` before the step's input is acked: every ``FutureMessage`` resolves only
+once the broker has acknowledged its record.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from typing import Any, Final, TypeVar
+
+F = TypeVar("F", bound="asyncio.Future[Any]")
+
+#: How many sends are kept before the ones already confirmed are dropped (sends from timers
+#: between two steps are confirmed by the next step; this bounds them meanwhile).
+COMPACT_AT: Final = 10_000
 
 
-class SendBuffer(Protocol):
-    """What :func:`drained` needs of ``faust.transport.producer.ProducerBuffer``."""
+class Sends:
+    """The records sent since the last :meth:`confirmed`.
 
-    @property
-    def size(self) -> int: ...
-
-    async def flush_atmost(self, n: int, /) -> int: ...
-
-
-async def drained(buffer: SendBuffer) -> None:
-    """Return once ``buffer`` is empty, however long each record takes to leave it.
-
-    >>> import asyncio
-    >>> class Buffer:
-    ...     def __init__(self) -> None:
-    ...         self.size = 3
-    ...     async def flush_atmost(self, n: int | None) -> int:
-    ...         self.size -= 1  # one record left, then the flush gave up
-    ...         return 1
-    >>> b = Buffer()
-    >>> asyncio.run(drained(b)); b.size
-    0
+    >>> async def demo() -> list[str]:
+    ...     loop = asyncio.get_running_loop()
+    ...     sends, log = Sends(), []
+    ...     fut = sends(loop.create_future())                  # what send_soon returned
+    ...     loop.call_later(0.01, lambda: (log.append("acked"), fut.set_result(None)))
+    ...     await sends.confirmed()
+    ...     return log + ["confirmed"]
+    >>> asyncio.run(demo())
+    ['acked', 'confirmed']
     """
-    while buffer.size:
-        # each call waits for the background task to send a record, or at most 0.1 s
-        await buffer.flush_atmost(buffer.size)
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: list[asyncio.Future[Any]] = []
+
+    def __call__(self, fut: F) -> F:
+        """Keep ``fut`` (a ``FutureMessage``) to wait for; returns it."""
+        self._pending.append(fut)
+        if len(self._pending) > COMPACT_AT:
+            self._pending = [f for f in self._pending if not f.done()]
+        return fut
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def confirmed(self) -> None:
+        """Return once every record kept has been acknowledged by the broker (a failed send
+        raises: the step is then not acked, and its input is delivered again)."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)

@@ -1,4 +1,4 @@
-"""Faust's producer buffer gives up flushing on a slow send; ``drained`` does not."""
+"""Faust's flush does not cover every record sent; waiting for each record's future does."""
 
 from __future__ import annotations
 
@@ -7,56 +7,73 @@ from types import SimpleNamespace
 
 from faust.transport.producer import ProducerBuffer
 
-from agents.send_buffer import drained
+from agents.send_buffer import Sends
 
 
 class SlowChannel:
     """A channel whose every send takes longer than Faust's 0.1 s flush patience (a loaded
-    event loop, a slow broker)."""
+    event loop, a slow broker), then acknowledges the record (resolves its future)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.sent: list[int] = []
+        self.acked: list[int] = []
 
     async def publish_message(self, fut: SimpleNamespace, wait: bool = False) -> None:
         await asyncio.sleep(self.seconds)  # the slowness under test, not a synchronisation
-        self.sent.append(fut.n)
+        self.acked.append(fut.n)
+        fut.future.set_result(fut.n)
 
 
-async def _buffer_with(records: int, channel: SlowChannel) -> ProducerBuffer:
+async def _buffer() -> ProducerBuffer:
     buffer = ProducerBuffer()
     buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
     await buffer.start()
-    for n in range(records):
-        buffer.put(SimpleNamespace(n=n, message=SimpleNamespace(channel=channel)))  # type: ignore[arg-type]
     return buffer
 
 
-def test_fausts_own_flush_returns_with_records_still_in_the_buffer() -> None:
+def _send(buffer: ProducerBuffer, channel: SlowChannel, n: int) -> asyncio.Future[int]:
+    """What ``topic.send_soon`` does: a future message into the buffer, returned."""
+    future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    buffer.put(SimpleNamespace(n=n, future=future, message=SimpleNamespace(channel=channel)))  # type: ignore[arg-type]
+    return future
+
+
+def test_fausts_own_flush_returns_before_every_record_is_acknowledged() -> None:
     async def run() -> tuple[int, list[int]]:
         channel = SlowChannel(0.25)
-        buffer = await _buffer_with(3, channel)
+        buffer = await _buffer()
+        futures = [_send(buffer, channel, n) for n in range(3)]
         await buffer.flush()
-        left, sent = buffer.size, list(channel.sent)
-        await drained(buffer)  # so that stopping the buffer does not refuse
+        acked = list(channel.acked)
+        await asyncio.gather(*futures)  # so that stopping the buffer does not refuse
         await buffer.stop()
-        return left, sent
+        return len(futures), acked
 
-    left, sent = asyncio.run(run())
-    assert left > 0, "the hazard drained() exists for: Faust's flush gave up early"
-    assert len(sent) < 3
+    sent, acked = asyncio.run(run())
+    assert len(acked) < sent, "the hazard Sends exists for: Faust's flush gave up early"
 
 
-def test_drained_returns_only_once_every_record_has_left_the_buffer() -> None:
-    async def run() -> tuple[int, list[int]]:
+def test_confirmed_returns_only_once_every_record_kept_is_acknowledged() -> None:
+    async def run() -> list[int]:
         channel = SlowChannel(0.25)
-        buffer = await _buffer_with(3, channel)
-        await drained(buffer)
-        left = buffer.size
+        buffer = await _buffer()
+        sends = Sends()
+        for n in range(3):
+            sends(_send(buffer, channel, n))
+        await sends.confirmed()
+        acked = list(channel.acked)
         await buffer.stop()
-        return left, channel.sent
+        return acked
 
-    left, sent = asyncio.run(run())
-    assert left == 0
-    # the last record was taken from the queue; its send is what the client's flush waits for
-    assert sent[:2] == [0, 1]
+    assert asyncio.run(run()) == [0, 1, 2]
+
+
+def test_confirmed_forgets_what_it_confirmed() -> None:
+    async def run() -> int:
+        sends = Sends()
+        fut = sends(asyncio.get_running_loop().create_future())
+        fut.set_result(None)
+        await sends.confirmed()
+        return len(sends)
+
+    assert asyncio.run(run()) == 0

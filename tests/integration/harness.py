@@ -184,3 +184,19 @@ def received(worker: WorkerProcess, n: int) -> Callable[[], bool]:
         st = worker.status()
         return bool(st) and st["counts"].get("received", 0) >= n  # type: ignore[index]
     return check
+
+
+#: what a point taken by an inference comes to once its slot is finalised
+FINALISED = ("scored", "warming_up", "incomplete", "gap")
+
+
+def finalised_count(worker: WorkerProcess) -> int:
+    """How many points the worker has finalised (scored or not)."""
+    st = worker.status() or {}
+    return sum(st.get("counts", {}).get(kind, 0) for kind in FINALISED)  # type: ignore[union-attr]
+
+
+def finalised(worker: WorkerProcess, n: int) -> Callable[[], bool]:
+    """Whether ``n`` points have been finalised (a point received may still wait for its slot,
+    or for the pre-fill of a new epoch)."""
+    return lambda: finalised_count(worker) >= n

@@ -24,7 +24,7 @@ from agents.worker_process import WorkerProcess
 from streams.alerts import AlertConfig
 from streams.codec import loads
 from streams.hooks import WebhookConfig
-from tests.integration.harness import Pipeline, received, wait_for
+from tests.integration.harness import Pipeline, finalised, received, wait_for
 from tests.integration.hook_servers import Receiver
 from tests.integration.test_hooks import counts, metrics_text, ready_with_hooks
 from tests.integration.test_pipeline import fleet
@@ -34,8 +34,6 @@ pytestmark = pytest.mark.integration
 SECRET = "whsec-test-0123456789abcdef"
 #: the states that notify in group mode (no min_severity, no snooze: every group is announced)
 NOTIFYING = ("open", "resolved")
-#: what a finalised point came to (streams/scoring.py OutcomeKind, but for re-deliveries)
-FINALISED = ("scored", "warming_up", "incomplete", "gap")
 
 AlertState = tuple[str, str]  # (alert id, state)
 
@@ -54,12 +52,6 @@ def register(p: Pipeline, hook: WebhookConfig) -> None:
         store.publish(hook)
     finally:
         store.close()
-
-
-def finalised(w: WorkerProcess) -> int:
-    """How many points the worker has finalised (scored or not)."""
-    st = w.status() or {}
-    return sum(st.get("counts", {}).get(kind, 0) for kind in FINALISED)
 
 
 def alerts_counted(w: WorkerProcess) -> dict[str, int]:
@@ -99,7 +91,7 @@ def test_the_engines_alerts_reach_a_signed_webhook_once_per_state(
             p.send(readings)
             wait_for(received(w, len(readings)), 60, "all readings received")
             p.wait_for_anomalies(expected, 30)
-            wait_for(lambda: finalised(w) >= len(readings), 30, "every point finalised")
+            wait_for(finalised(w, len(readings)), 30, "every point finalised")
             counted = alerts_counted(w)  # final: no point is left to alert on
             notifying = sum(counted.get(state, 0) for state in NOTIFYING)
             published = wait_for(lambda: (a := published_notifying(p)) and len(a) >= notifying and a,

@@ -11,7 +11,14 @@ import orjson
 import pytest
 
 from streams.simulate import Fault, generate_fleet
-from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, received, wait_for
+from tests.integration.harness import (
+    INTERVAL_MS,
+    START_MS,
+    Pipeline,
+    finalised,
+    received,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +127,8 @@ def test_restarted_worker_keeps_its_windows_and_publishes_no_duplicate_keys(
         first.wait_ready(60)
         p.send(readings[:cut])
         wait_for(received(first, cut), 60, "the first half received")
+        # the pending last point of each pump is finalised once it has been idle for a second
+        wait_for(finalised(first, cut), 60, "the first half finalised")
         before = first.status()
     assert first.proc is not None and first.proc.returncode == 0
     with p.worker("second.log") as second:
