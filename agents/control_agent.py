@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import faust
@@ -274,6 +275,11 @@ class InferenceSync:
             self.until[check] = {t: self.engine.positions.get((t, p))
                                  for t in (topic, by_asset_topic(topic))}
 
+    def _live_start(self, topic: str, partition: int) -> int | None:
+        """The first offset the live stream delivered on this worker (read from a thread: a
+        dict lookup)."""
+        return self.engine.first_offsets.get((topic, partition))
+
     def _scorer(self, inference_id: str, epoch: int) -> AssetScorer | None:
         scorer = self.engine.scorer(inference_id)
         return scorer if scorer is not None and scorer.epoch == epoch else None
@@ -293,7 +299,8 @@ class InferenceSync:
             topic = scorer.inference.topic
             self.jobs[check] = self.pool.submit(
                 read_history, self.bootstrap, [topic, by_asset_topic(topic)], partition,
-                prefill_from_ms(scorer), self.until.get(check, {}), self.settings.app_id)
+                prefill_from_ms(scorer), self.until.get(check, {}), self.settings.app_id,
+                live_start=partial(self._live_start, partition=partition))
 
     def _finish_prefills(self) -> None:
         for check in [k for k, f in self.jobs.items() if f.done()]:

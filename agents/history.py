@@ -12,7 +12,7 @@ taken once.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -27,21 +27,36 @@ SEEK_GRACE_MS = 10 * 60_000
 
 def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms: int,
                  until: Mapping[str, int | None], group_id: str,
-                 deadline_s: float = 60.0) -> list[Message]:
+                 deadline_s: float = 60.0,
+                 live_start: Callable[[str], int | None] = lambda topic: None,
+                 live_wait_s: float = 5.0) -> list[Message]:
     """Every record of ``partition`` of ``topics`` from record time ``from_ms − grace`` up to
     where the live stream takes over, in offset order per topic.
 
     ``until[topic]`` is the live consumer's next offset when the worker has read the partition
-    already; ``None`` means it has not, and the live stream starts at the consumer group's
-    (``group_id``) committed offset — or at the beginning for a new group, when there is no
-    history to read. What the live stream delivers is never read twice. ``from_ms ≤ 0``
+    already. ``None`` means it has not: the read then ends where the live stream began
+    (``live_start(topic)``, the first offset it delivered), waiting up to ``live_wait_s`` for
+    it; if nothing came live by then, at the consumer group's (``group_id``) committed offset —
+    or nowhere for a new group, whose live stream starts at the beginning. The group's offset
+    alone is not trusted when the live stream did deliver: a partition with no committed offset
+    has been seen to start elsewhere than the beginning. What the live stream delivers is never
+    read twice. ``from_ms ≤ 0``
     starts at the beginning. ``TimeoutError`` if the read cannot finish within ``deadline_s``.
     """
     consumer = reader_consumer(bootstrap, "prefill")
     try:
         ends: dict[str, int] = {}
-        for topic in topics:
+        waited_until = time.monotonic() + live_wait_s
+        for i, topic in enumerate(topics):
             end = until.get(topic)
+            # the first topic (the source) is worth waiting for; the others (by-asset) carry
+            # records only when producers key by something else than the asset
+            while end is None and i == 0 and time.monotonic() < waited_until:
+                end = live_start(topic)
+                if end is None:
+                    time.sleep(0.05)  # polling the live consumer's progress, deadline-bounded
+            if end is None:
+                end = live_start(topic)
             if end is None:
                 end = _committed(bootstrap, group_id, topic, partition)
             if end > 0:

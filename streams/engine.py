@@ -155,6 +155,8 @@ class Engine:
         self.signals_seen: dict[str, set[str]] = {t: set() for t in self.served}
         #: (topic, partition) → the next offset the live stream will deliver (pre-fill stops there)
         self.positions: dict[tuple[str, int], int] = {}
+        #: (topic, partition) → the first offset the live stream delivered here (where it began)
+        self.first_offsets: dict[tuple[str, int], int] = {}
         self.partitions = partitions
         self.load = load
         self._wall = _Now()
@@ -300,7 +302,10 @@ class Engine:
         forward: dict[tuple[str, int, str], list[Reading]] = {}
         positions = self.positions
         for msg in messages:
-            positions[(msg.topic, msg.partition)] = msg.offset + 1
+            tp = (msg.topic, msg.partition)
+            if tp not in positions:
+                self.first_offsets.setdefault(tp, msg.offset)
+            positions[tp] = msg.offset + 1
             decoded = decode_telemetry(msg.value, msg.key, self.limits)
             if isinstance(decoded, Rejection):
                 counts["received"] += 1
@@ -499,6 +504,7 @@ class Engine:
         self.owned -= gone
         self._progress_sent = {k: v for k, v in self._progress_sent.items() if k[1] not in gone}
         self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
+        self.first_offsets = {tp: o for tp, o in self.first_offsets.items() if tp[1] not in gone}
         return len(keys)
 
     def _forget(self, key: str) -> None:

@@ -220,3 +220,14 @@ def test_an_asset_with_nothing_finalised_yet_holds_its_partition_back(model: Mod
     e.process_batch([msg(first)], now_ms=5_000)
     out = e.tick(now_ms=5_000)  # not idle yet: the point waits for its slot to be due
     assert [item for _, item in out.correlation] == [Progress(0, first.ts_ms - S)]
+
+
+def test_the_engine_remembers_where_the_live_stream_began_on_each_partition(model: Model) -> None:
+    """Pre-fill reads history up to there when the group's committed offset is unknown."""
+    e = Engine([scorer(model)], load=lambda k: None, partitions=1)
+    readings = pump(3)
+    e.process_batch([msg(readings[0], offset=5), msg(readings[1], offset=6)])
+    e.process_batch([msg(readings[2], offset=7)])
+    assert e.first_offsets == {("tele", 0): 5} and e.positions == {("tele", 0): 8}
+    e.drop_partitions([0])
+    assert e.first_offsets == {} and e.positions == {}
