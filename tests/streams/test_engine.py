@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from streams.codec import encode_telemetry
 from streams.engine import Engine, Message, by_asset_topic
 from streams.inference import InferenceConfig
-from streams.model import Model, ModelParams, fit_model
+from streams.model import Model
 from streams.partitioning import home_partition
 from streams.records import Reading
 from streams.scoring import AssetScorer
-from streams.simulate import SIGNALS, Fault, generate_fleet, training_rows
+from streams.simulate import SIGNALS, Fault, generate_fleet
 
 T0 = 1_767_225_600_000
 S = 1_000
-
-
-@pytest.fixture(scope="module")
-def model() -> Model:
-    return fit_model(training_rows(2, 1500, seed=3),
-                     ModelParams(model_id="m", signals=SIGNALS, window_size=8))
 
 
 def engine(model: Model, partitions: int = 1, **inference: Any) -> Engine:
