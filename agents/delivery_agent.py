@@ -307,13 +307,4 @@ def register_delivery_agent(
     return state
 
 
-def register_worker_hooks(app: faust.App, settings: Settings, bootstrap: str,
-                          metrics_registry: CollectorRegistry) -> DeliveryState:
-    """The delivery agent with the live hook registry of ``bootstrap`` (the worker's wiring)."""
-    from agents.hook_store import HookCache
-
-    return register_delivery_agent(app, settings, HookCache(bootstrap, settings), metrics_registry)
-
-
-__all__ = ["DeliveryMetrics", "DeliveryState", "HookSource", "Notification", "register_delivery_agent",
-           "register_worker_hooks"]
+__all__ = ["DeliveryMetrics", "DeliveryState", "HookSource", "Notification", "register_delivery_agent"]

@@ -84,9 +84,7 @@ def test_the_engines_alerts_reach_a_signed_webhook_once_per_state(
     expected = p.expected_keys(readings)
     with Receiver(SECRET) as receiver:
         register(p, WebhookConfig("ops", receiver.url, SECRET))
-        w = p.worker()
-        w.args[1:4] = ["-m", "tests.integration.hooks_worker", "worker"]
-        with w:
+        with p.worker() as w:
             ready_with_hooks(w, {"ops"})
             p.send(readings)
             wait_for(received(w, len(readings)), 60, "all readings received")

@@ -1,8 +1,8 @@
 """Hook deliveries end to end: notifications on the broker → a real worker → real servers.
 
 Every endpoint is a real server on 127.0.0.1 (tests/integration/hook_servers.py); the worker
-is the real CLI worker in a child process with the delivery agent registered
-(tests/integration/hooks_worker.py). Waits are deadline-bounded polls, never fixed sleeps.
+is the real CLI worker (`assetwatch worker`, which registers the delivery agent) in a child
+process. Waits are deadline-bounded polls, never fixed sleeps.
 """
 
 from __future__ import annotations
@@ -70,7 +70,6 @@ class Deployment:
         w = WorkerProcess(self.bootstrap, self.workdir / "inferences.json", self.workdir / "models",
                           self.settings.app_id, self.settings.topics.prefix, PARTITIONS,
                           log_path=self.workdir / name)
-        w.args[1:4] = ["-m", "tests.integration.hooks_worker", "worker"]
         return w
 
 
