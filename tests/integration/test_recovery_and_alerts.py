@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "known defect, issue #4 left open: under load (about 1 CI run in 3) points received before "
+    "known defect, issue #4 left open: under load (2 of 4 full CI runs) points received before "
     "a kill -9 are still skipped after the restart; see docs/state-and-recovery.md"))
 def test_a_worker_killed_mid_stream_recovers_and_skips_no_point(
         kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
