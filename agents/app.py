@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -23,6 +25,8 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     conf: dict[str, Any] = dict(
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        # Faust makes a table directory even for in-memory stores; not in the working directory
+        datadir=_datadir(settings.app_id),
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         processing_guarantee="at_least_once",
@@ -48,3 +52,10 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
     if settings.one_record_per_batch:
         conf["producer_max_batch_size"] = 1
     return faust.App(settings.app_id, **conf)
+
+
+def _datadir(app_id: str) -> Path:
+    """Where Faust keeps its (here empty) table directories: a temporary directory per app."""
+    root = Path(tempfile.gettempdir()) / "assetwatch-faust"
+    root.mkdir(parents=True, exist_ok=True)
+    return root / f"{app_id}-data"
