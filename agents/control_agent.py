@@ -17,7 +17,7 @@ import asyncio
 import logging
 import socket
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,6 +30,7 @@ from agents.model_store import ModelStore, ModelStoreError
 from agents.send_buffer import Sends
 from agents.settings import Settings
 from agents.topic_view import TopicView
+from streams.checkpoint import checkpoint_key
 from streams.codec import dumps, loads
 from streams.control import Command, Decision, InferenceState, ModelInfo, decide
 from streams.engine import BatchOutput, Engine, Message, by_asset_topic
@@ -280,6 +281,12 @@ class InferenceSync:
         dict lookup)."""
         return self.engine.first_offsets.get((topic, partition))
 
+    def _checkpoint(self, topic: str, partition: int) -> int | None:
+        """How far the stored state reaches into a partition (read from a thread: a dict
+        lookup)."""
+        value: int | None = self.table.data.get(checkpoint_key(topic, partition))
+        return value
+
     def _scorer(self, inference_id: str, epoch: int) -> AssetScorer | None:
         scorer = self.engine.scorer(inference_id)
         return scorer if scorer is not None and scorer.epoch == epoch else None
@@ -300,7 +307,8 @@ class InferenceSync:
             self.jobs[check] = self.pool.submit(
                 read_history, self.bootstrap, [topic, by_asset_topic(topic)], partition,
                 prefill_from_ms(scorer), self.until.get(check, {}), self.settings.app_id,
-                live_start=partial(self._live_start, partition=partition))
+                live_start=partial(self._live_start, partition=partition),
+                checkpoint=partial(self._checkpoint, partition=partition))
 
     def _finish_prefills(self) -> None:
         for check in [k for k, f in self.jobs.items() if f.done()]:
@@ -318,6 +326,9 @@ class InferenceSync:
                 continue
             out = self.engine.prefill_messages(inference_id, partition, messages,
                                                prefill_from_ms(scorer))
+            log.info("pre-fill of %s epoch %d partition %d: %d records (%s), %d points taken",
+                     inference_id, epoch, partition, len(messages), _spans(messages),
+                     out.counts["prefilled"])
             self.publish(out)
             self.until.pop(check, None)
             marker = {"done_at": self.wall_ms(), "records": len(messages)}
@@ -382,6 +393,15 @@ class InferenceSync:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.view.close()
+
+
+def _spans(messages: Sequence[Message]) -> str:
+    """The offsets read per topic, for a log line: ``topic 0–41``."""
+    spans: dict[str, list[int]] = {}
+    for m in messages:
+        span = spans.setdefault(m.topic, [m.offset, m.offset])
+        span[0], span[1] = min(span[0], m.offset), max(span[1], m.offset)
+    return ", ".join(f"{t} {a}–{b}" for t, (a, b) in spans.items()) or "none"
 
 
 def _marker(check: tuple[str, int, int]) -> str:

@@ -29,19 +29,21 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
                  until: Mapping[str, int | None], group_id: str,
                  deadline_s: float = 60.0,
                  live_start: Callable[[str], int | None] = lambda topic: None,
-                 live_wait_s: float = 5.0) -> list[Message]:
+                 live_wait_s: float = 5.0,
+                 checkpoint: Callable[[str], int | None] = lambda topic: None) -> list[Message]:
     """Every record of ``partition`` of ``topics`` from record time ``from_ms − grace`` up to
     where the live stream takes over, in offset order per topic.
 
     ``until[topic]`` is the live consumer's next offset when the worker has read the partition
     already. ``None`` means it has not: the read then ends where the live stream began
     (``live_start(topic)``, the first offset it delivered), waiting up to ``live_wait_s`` for
-    it; if nothing came live by then, at the consumer group's (``group_id``) committed offset —
-    or nowhere for a new group, whose live stream starts at the beginning. The group's offset
-    alone is not trusted when the live stream did deliver: a partition with no committed offset
-    has been seen to start elsewhere than the beginning. What the live stream delivers is never
-    read twice. ``from_ms ≤ 0``
-    starts at the beginning. ``TimeoutError`` if the read cannot finish within ``deadline_s``.
+    it. If nothing came live by then, the read ends at the partition's checkpoint
+    (``checkpoint(topic)``, how far the stored state reaches, :mod:`streams.checkpoint`): when
+    the live stream then begins past it, the worker reads that hole itself before going on.
+    Without a checkpoint, it ends at the consumer group's (``group_id``) committed offset, or
+    nowhere for a new group, whose live stream starts at the beginning. What the live stream
+    delivers is never read twice. ``from_ms ≤ 0`` starts at the beginning. ``TimeoutError`` if
+    the read cannot finish within ``deadline_s``.
     """
     consumer = reader_consumer(bootstrap, "prefill")
     try:
@@ -58,6 +60,8 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
             if end is None:
                 end = live_start(topic)
             if end is None:
+                end = checkpoint(topic)
+            if end is None:
                 end = _committed(bootstrap, group_id, topic, partition)
             if end > 0:
                 ends[topic] = end
@@ -71,36 +75,62 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
                                                timeout=10)[0]
             if 0 <= found.offset < end:
                 starts.append(TopicPartition(topic, partition, found.offset))
-        out: list[Message] = []
-        if not starts:
-            return out
-        consumer.assign(starts)
-        remaining = {tp.topic for tp in starts}
-        deadline = time.monotonic() + deadline_s
-        while remaining:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"history of partition {partition} of {sorted(remaining)} "
-                                   f"not read within {deadline_s:.0f} s")
-            msgs: list[Any] = consumer.consume(num_messages=1000, timeout=0.2)
-            for m in msgs:
-                topic = m.topic()
-                if m.error() is not None or topic not in remaining:
-                    continue
-                if m.offset() < ends[topic]:
-                    out.append(Message(topic, partition, m.offset(), m.key(), m.value() or b""))
-                if m.offset() >= ends[topic] - 1:
-                    remaining.discard(topic)
-        return out
+        return _read(consumer, starts, ends, partition, deadline_s)
     finally:
         consumer.close()
 
 
+def read_offsets(bootstrap: str, topic: str, partition: int, offsets: range,
+                 deadline_s: float = 60.0) -> list[Message]:
+    """The records of one partition at ``offsets`` (a hole the stored state never took,
+    :func:`streams.checkpoint.hole`), in offset order. ``TimeoutError`` past ``deadline_s``."""
+    if not offsets:
+        return []
+    # records retention already deleted are gone: start at the log's beginning then
+    consumer = reader_consumer(bootstrap, "hole", **{"auto.offset.reset": "earliest"})
+    try:
+        return _read(consumer, [TopicPartition(topic, partition, offsets.start)],
+                     {topic: offsets.stop}, partition, deadline_s)
+    finally:
+        consumer.close()
+
+
+def _read(consumer: Consumer, starts: list[TopicPartition], ends: Mapping[str, int],
+          partition: int, deadline_s: float) -> list[Message]:
+    """Read each of ``starts`` up to (not including) its topic's end offset."""
+    out: list[Message] = []
+    if not starts:
+        return out
+    consumer.assign(starts)
+    remaining = {tp.topic for tp in starts}
+    deadline = time.monotonic() + deadline_s
+    while remaining:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"history of partition {partition} of {sorted(remaining)} "
+                               f"not read within {deadline_s:.0f} s")
+        msgs: list[Any] = consumer.consume(num_messages=1000, timeout=0.2)
+        for m in msgs:
+            topic = m.topic()
+            if m.error() is None and topic in remaining and m.offset() < ends[topic]:
+                out.append(Message(topic, partition, m.offset(), m.key(), m.value() or b""))
+        # by position, not by the last record: offsets that hold no record (transaction
+        # markers) are passed over without one
+        for tp in consumer.position([TopicPartition(t, partition) for t in remaining]):
+            if tp.offset >= ends[tp.topic]:
+                remaining.discard(tp.topic)
+    return out
+
+
 def _committed(bootstrap: str, group_id: str, topic: str, partition: int) -> int:
-    """The group's committed offset of a partition; 0 when it has none (nothing before it)."""
+    """The group's committed offset of a partition; 0 when it has none (nothing before it).
+    A partition-level error raises (the pre-fill is tried again): read as "none", it would
+    end the history at the beginning and skip what the live stream does not deliver."""
     consumer = Consumer(client_config(bootstrap, **{"group.id": group_id,
                                                     "enable.auto.commit": False}))
     try:
         (tp,) = consumer.committed([TopicPartition(topic, partition)], timeout=10)
+        if tp.error is not None:
+            raise RuntimeError(f"committed offset of {topic}[{partition}]: {tp.error}")
         return max(tp.offset, 0)
     finally:
         consumer.close()

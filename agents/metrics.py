@@ -89,6 +89,10 @@ class WorkerMetrics:
             "assetwatch_points_forwarded_total",
             "Readings that arrived off their asset's home partition and were forwarded to it.",
             registry=registry)
+        self.hole_records = Counter(
+            "assetwatch_hole_records_total",
+            "Records the live stream skipped past the stored state, read back from the broker "
+            "(docs/state-and-recovery.md).", ["topic"], registry=registry)
         self.points = Counter(
             "assetwatch_points_total",
             "Points of an inference by outcome: scored, warming_up, late, duplicate, filled, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from agents.control_api import register_control_api
 from agents.correlation_agent import register_correlation_agent
 from agents.delivery_agent import register_delivery_agent
 from agents.health import register_health_views, worker_readiness
+from agents.history import read_offsets
 from agents.hook_store import HookCache
 from agents.kafka_io import make_producer
 from agents.model_store import ModelStore, ModelStoreError
@@ -90,7 +92,8 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
     ensure_topics(bootstrap, topic_specs(settings, engine.topics))
     app = create_app(settings, bootstrap)
     stats = PipelineStats()
-    handles = register_scoring_agent(app, settings, engine, stats)
+    handles = register_scoring_agent(app, settings, engine, stats,
+                                     read_offsets=partial(read_offsets, bootstrap))
     hooks = HookCache(bootstrap, settings)
     register_delivery_agent(app, settings, hooks, stats.registry)
     register_health_views(app, worker_readiness(app, stats.ready_checks))
