@@ -173,6 +173,11 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
     return topics
 
 
+#: How long a pre-fill waits for its partition's first live record (where the history read
+#: ends) before it ends at the checkpoint or the group's committed offset instead.
+LIVE_WAIT_MS = 5_000
+
+
 def prefill_from_ms(scorer: AssetScorer) -> int:
     """The earliest event time a new epoch's windows need: a window and a fill run before the
     start, and the delay offset."""
@@ -204,6 +209,8 @@ class InferenceSync:
     #: per check, each topic's live position when the epoch started there (None: not read yet)
     until: dict[tuple[str, int, int], dict[str, int | None]] = field(default_factory=dict)
     jobs: dict[tuple[str, int, int], Future[list[Message]]] = field(default_factory=dict)
+    #: per check still waiting for its partition's first live record, since when (wall ms)
+    waiting: dict[tuple[str, int, int], int] = field(default_factory=dict)
     failures: Counter[tuple[str, int]] = field(default_factory=Counter)
     reported: set[tuple[str, int]] = field(default_factory=set)
     counts: dict[str, Counter[str]] = field(default_factory=dict)
@@ -260,6 +267,7 @@ class InferenceSync:
 
     def on_revoked(self, partitions: set[int]) -> None:
         self.checks = {c for c in self.checks if c[2] not in partitions}
+        self.waiting = {c: t for c, t in self.waiting.items() if c[2] not in partitions}
         for key in [k for k in self.jobs if k[2] in partitions]:
             self.jobs.pop(key).cancel()
 
@@ -292,23 +300,38 @@ class InferenceSync:
         return scorer if scorer is not None and scorer.epoch == epoch else None
 
     def _start_prefills(self) -> None:
+        """Start the pre-fill of each check whose end is known: where the live stream began,
+        or, after :data:`LIVE_WAIT_MS` without a live record, the checkpoint or the group's
+        offset. Waiting here, not in the reading thread, lets a busy partition's pre-fill start
+        while a quiet one still waits."""
         if not self.checks or not self.recovered():
             return
+        now = self.wall_ms()
         for check in sorted(self.checks):
-            self.checks.discard(check)
             inference_id, epoch, partition = check
             scorer = self._scorer(inference_id, epoch)
             if scorer is None or partition not in self.assigned():
+                self._done_waiting(check)
                 continue
             if self.table.data.get(_marker(check)) is not None:
+                self._done_waiting(check)
                 self.engine.release(inference_id, partition)
                 continue
             topic = scorer.inference.topic
+            live = self.until.get(check, {}).get(topic) is not None or \
+                self._live_start(topic, partition) is not None
+            if not live and now - self.waiting.setdefault(check, now) < LIVE_WAIT_MS:
+                continue
+            self._done_waiting(check)
             self.jobs[check] = self.pool.submit(
                 read_history, self.bootstrap, [topic, by_asset_topic(topic)], partition,
                 prefill_from_ms(scorer), self.until.get(check, {}), self.settings.app_id,
-                live_start=partial(self._live_start, partition=partition),
+                live_start=partial(self._live_start, partition=partition), live_wait_s=0.0,
                 checkpoint=partial(self._checkpoint, partition=partition))
+
+    def _done_waiting(self, check: tuple[str, int, int]) -> None:
+        self.checks.discard(check)
+        self.waiting.pop(check, None)
 
     def _finish_prefills(self) -> None:
         for check in [k for k, f in self.jobs.items() if f.done()]:
