@@ -34,11 +34,13 @@ import aiohttp
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agents.holes import HoleGuard, ReadOffsets
 from agents.hooks import send_notification
 from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.codec import dumps, loads
 from streams.delivery import Attempt, Delivery, RetryPolicy, encode_hook_dead_letter
+from streams.engine import Message
 from streams.hooks import HookConfig
 from streams.notification import Notification, decode_notification
 
@@ -127,6 +129,7 @@ def register_delivery_agent(
     hook_source: HookSource,
     metrics_registry: CollectorRegistry,
     *,
+    read_offsets: ReadOffsets,
     sender: Sender = send_notification,
     clock: Callable[[], int] = wall_ms,
     rng: random.Random | None = None,
@@ -144,6 +147,9 @@ def register_delivery_agent(
                              value_serializer="raw", partitions=1)
 
     sends = Sends()
+    # a notification the live stream skipped would never be delivered: read such holes back
+    holes = HoleGuard(outbox, read_offsets, lambda topic, n: state.count("hole_records", n),
+                      unchecked_from=0)
 
     def put(partition: int, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
@@ -158,11 +164,18 @@ def register_delivery_agent(
     @app.agent(notifications, name="hook-deliveries")
     async def take(stream: faust.StreamT) -> None:
         async for event in cast(faust.Stream, stream).events():
-            accept(event.message)
+            m = event.message
+            taken = await holes.fill([Message(m.topic, m.partition, m.offset, m.key,
+                                              m.value or b"")])
+            for record in taken[:-1]:  # read back from the broker: no producer timestamp
+                accept(record, None)
+            accept(m, m.timestamp)
             await sends.confirmed()  # the outbox entry out before the ack
+            holes.checkpoint(taken, sends)
 
-    def accept(message: Any) -> None:
-        """One notification record → pending deliveries in the outbox (synchronous)."""
+    def accept(message: Any, ts: float | None) -> None:
+        """One notification record (produced at ``ts``, in seconds, if known) → pending
+        deliveries in the outbox (synchronous)."""
         raw: bytes = message.value or b""
         partition: int = message.partition
         now = clock()
@@ -176,7 +189,6 @@ def register_delivery_agent(
             sends(dead_letters.send_soon(key=message.key, value=encode_hook_dead_letter(
                 reason=str(exc), dead_at_ms=now, raw=raw)))
             return
-        ts = message.timestamp  # the producer's time, seconds
         created = int(ts * 1000) if ts and ts > 0 else now
         plain = loads(raw)
         for hook in n.hooks:
@@ -266,7 +278,9 @@ def register_delivery_agent(
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        state.owned -= {tp.partition for tp in revoked if tp.topic == topics.notifications}
+        gone = {tp.partition for tp in revoked if tp.topic == topics.notifications}
+        state.owned -= gone
+        holes.forget(gone)
 
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())

@@ -12,7 +12,6 @@ timestamp and not scored twice.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,17 +21,15 @@ from typing import Any, Protocol, cast
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from agents.holes import HoleGuard, ReadOffsets
 from agents.metrics import WorkerMetrics
 from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.alert_codec import encode_alert
-from streams.checkpoint import Hole, checkpoint_key, find_holes, next_offsets, splice
 from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
 from streams.correlation import encode_feed
 from streams.engine import BatchOutput, Engine, Message
 from streams.notification import encode_notification
-
-log = logging.getLogger(__name__)
 
 
 def wall_ms() -> int:
@@ -70,13 +67,6 @@ class ScoringHandles:
     metrics: WorkerMetrics
 
 
-#: Pause between two attempts at reading a hole (a broker that failed the read).
-HOLE_RETRY_S = 1.0
-
-#: Reads the records of one partition at some offsets (agents.history.read_offsets, bound).
-ReadOffsets = Callable[[str, int, range], list[Message]]
-
-
 def register_scoring_agent(
     app: faust.App, settings: Settings, engine: Engine, stats: PipelineStats,
     read_offsets: ReadOffsets,
@@ -111,6 +101,12 @@ def register_scoring_agent(
     metrics = WorkerMetrics(stats.registry)
     sends = Sends()
 
+    def hole_read(topic: str, records: int) -> None:
+        stats.counts["hole_records"] += records
+        metrics.hole_records.labels(topic).inc(records)
+
+    holes = HoleGuard(table, read_offsets, hole_read)
+
     @app.agent(source, name="score")
     async def score(stream: faust.StreamT) -> None:
         batches = cast(faust.Stream, stream).take_events(
@@ -125,53 +121,11 @@ def register_scoring_agent(
                 Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
                 for m in (e.message for e in events)
             ]
-            messages = await with_holes(messages)
+            messages = await holes.fill(messages)
             handle(messages)
             # before take_events acks the batch: a commit must not overtake its records
             await sends.confirmed()
-            # only now is the state sure to hold these offsets: say so beside it
-            # (never backwards: points delivered again do not undo those after them)
-            for (topic, partition), offset in next_offsets(
-                    (m.topic, m.partition, m.offset) for m in messages).items():
-                key = checkpoint_key(topic, partition)
-                if offset > (table.data.get(key) or 0):
-                    table.data[key] = offset
-                    sends(table.send_changelog(partition, key, offset))
-
-    def expected(tp: tuple[str, int]) -> int | None:
-        """The offset due next on a partition: the later of the one after the last taken here
-        and its checkpoint (``None`` if neither is known)."""
-        stored: int | None = table.data.get(checkpoint_key(*tp))
-        taken = engine.positions.get(tp)
-        if taken is None:
-            log.info("%s[%d]: live from here; the stored state reaches offset %s", *tp, stored)
-            return stored
-        return taken if stored is None else max(taken, stored)
-
-    async def with_holes(messages: list[Message]) -> list[Message]:
-        """The batch with the records its live stream skipped (none, normally) read from the
-        broker and put back in place (:mod:`streams.checkpoint`)."""
-        filled: dict[Hole, list[Message]] = {}
-        for found in find_holes(messages, expected):
-            log.warning("%s[%d]: offsets %d–%d were never taken here nor by the stored state; "
-                        "reading them before going on", found.topic, found.partition,
-                        found.offsets.start, found.offsets.stop - 1)
-            filled[found] = await read_hole(found)
-            stats.counts["hole_records"] += len(filled[found])
-            metrics.hole_records.labels(found.topic).inc(len(filled[found]))
-        return splice(messages, filled)
-
-    async def read_hole(found: Hole) -> list[Message]:
-        """The hole's records; the batch waits (unacked) until the broker gives them."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return await loop.run_in_executor(
-                    None, read_offsets, found.topic, found.partition, found.offsets)
-            except Exception as exc:  # the broker hiccupped: the batch waits for it
-                log.warning("reading %s[%d] %s failed (%s); trying again", found.topic,
-                            found.partition, found.offsets, exc)
-                await asyncio.sleep(HOLE_RETRY_S)  # back-off before the next attempt
+            holes.checkpoint(messages, sends)  # only now does the state surely hold them
 
     def handle(messages: list[Message]) -> None:
         started = time.perf_counter()
@@ -234,6 +188,7 @@ def register_scoring_agent(
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         parts = {tp.partition for tp in revoked if tp.topic in engine.topics}
         engine.drop_partitions(parts)
+        holes.forget(parts)
         stats.assigned -= parts
 
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

@@ -95,7 +95,8 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
     handles = register_scoring_agent(app, settings, engine, stats,
                                      read_offsets=partial(read_offsets, bootstrap))
     hooks = HookCache(bootstrap, settings)
-    register_delivery_agent(app, settings, hooks, stats.registry)
+    register_delivery_agent(app, settings, hooks, stats.registry,
+                            read_offsets=partial(read_offsets, bootstrap))
     register_health_views(app, worker_readiness(app, stats.ready_checks))
     store = ModelStore(settings.models_dir)
     catalog = StoreCatalog(store, engine.served, engine.signals_seen, hooks.names,

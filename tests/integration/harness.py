@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioTP
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from agents.broker import ensure_topics
 from agents.kafka_io import make_producer, poll_values, produce_readings, topic_reader
@@ -200,3 +204,49 @@ def finalised(worker: WorkerProcess, n: int) -> Callable[[], bool]:
     """Whether ``n`` points have been finalised (a point received may still wait for its slot,
     or for the pre-fill of a new epoch)."""
     return lambda: finalised_count(worker) >= n
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int, records: int) -> dict[int, int]:
+    """Per partition of ``topic``, the offset after its last record, once all ``records`` are
+    there (counted: the embedded broker's end offsets are not exact)."""
+    reader = topic_reader(bootstrap, topic, partitions)
+    ends: dict[int, int] = {}
+    try:
+        def all_read() -> bool:
+            for m in reader.consume(num_messages=500, timeout=0.2):
+                if m.error() is None:
+                    ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
+            return sum(ends.values()) >= records
+        wait_for(all_read, 30, f"{records} records of {topic}")
+    finally:
+        reader.close()
+    return ends
+
+
+class _AsFaust(RoundRobinPartitionAssignor):
+    """Round robin under Faust's protocol name: the embedded broker keeps an emptied group's
+    protocol and refuses members that do not name it (and commits from outside the group)."""
+
+    name = "faust"
+
+
+def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Join ``group`` as a consumer of ``topic`` and commit ``offsets`` (no worker may run)."""
+
+    async def join_and_commit() -> dict[int, int]:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+            session_timeout_ms=2000, heartbeat_interval_ms=200,
+            partition_assignment_strategy=(_AsFaust,))
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not set(offsets) <= {tp.partition for tp in consumer.assignment()}:
+                assert time.monotonic() < deadline, "the committing consumer got no partitions"
+                await consumer.getmany(timeout_ms=200)
+            await consumer.commit({AioTP(topic, part): off for part, off in offsets.items()})
+            return {part: await consumer.committed(AioTP(topic, part)) for part in offsets}
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(join_and_commit()) == offsets

@@ -26,7 +26,7 @@ from streams.codec import loads
 from streams.hooks import EmailConfig, HookConfig, WebhookConfig
 from streams.notification import encode_notification, notification_id
 from streams.records import Anomaly
-from tests.integration.harness import wait_for
+from tests.integration.harness import commit_offsets, end_offsets, wait_for
 from tests.integration.hook_servers import Receiver, SmtpServer
 
 pytestmark = pytest.mark.integration
@@ -182,6 +182,34 @@ def test_nothing_is_lost_while_the_endpoint_is_down_across_a_worker_crash(
     bodies = {loads(b)["notification_id"] for b in receiver.effective.values()}
     assert bodies == {notification_id(a) for a in sent}
     assert all(r.signature_ok and r.status == 200 for r in reqs)
+
+
+def test_a_notification_the_groups_offset_skipped_is_still_delivered(
+    deployment: Deployment,
+) -> None:
+    """The group's committed offset moves past two notifications no outbox took (as Faust's
+    consumer can after a rebalance): the next worker reads them back and delivers them."""
+    topic = deployment.settings.topics.notifications
+    with Receiver(SECRET) as receiver:
+        deployment.publish_hooks(WebhookConfig("ops", receiver.url, SECRET))
+        with deployment.worker("first.log") as w:
+            ready_with_hooks(w, {"ops"})
+            deployment.notify([alert(20)], ["ops"])
+            wait_for(lambda: counts(w).get("delivered") == 1, 30, "the first delivery")
+        skipped = [alert(21), alert(22)]
+        deployment.notify(skipped, ["ops"])
+        commit_offsets(deployment.bootstrap, deployment.settings.app_id, topic,
+                       end_offsets(deployment.bootstrap, topic, PARTITIONS, 3))
+        with deployment.worker("second.log") as w2:
+            ready_with_hooks(w2, {"ops"})
+            # a hole shows when the live stream goes on past it: 23 and 24 follow 22 and 21
+            # on their partitions (1 and 0)
+            deployment.notify([alert(23), alert(24)], ["ops"])
+            wait_for(lambda: len(receiver.effective) == 5, 60, "every notification delivered")
+            status = counts(w2)
+    bodies = {loads(b)["notification_id"] for b in receiver.effective.values()}
+    assert bodies == {notification_id(alert(n)) for n in (20, 21, 22, 23, 24)}
+    assert status.get("hole_records") == len(skipped)
 
 
 def test_failed_deliveries_are_dead_lettered_with_their_reason(deployment: Deployment) -> None:

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka import TopicPartition as AioTP
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
-from agents.kafka_io import topic_reader
 from streams.alerts import AlertConfig
 from streams.codec import loads
 from tests.integration.harness import (
     INTERVAL_MS,
     START_MS,
     Pipeline,
+    commit_offsets,
+    end_offsets,
     finalised,
     received,
     wait_for,
@@ -58,53 +54,6 @@ def test_a_worker_killed_mid_stream_recovers_and_skips_no_point(
     assert status is not None and status["counts"]["received"] >= len(readings) - cut
 
 
-def end_offsets(p: Pipeline, records: int) -> dict[int, int]:
-    """Per partition of the telemetry topic, the offset after its last record, once all
-    ``records`` are there (counted: the embedded broker's end offsets are not exact)."""
-    reader = topic_reader(p.bootstrap, p.settings.topics.telemetry, p.settings.partitions)
-    ends: dict[int, int] = {}
-    try:
-        def all_read() -> bool:
-            for m in reader.consume(num_messages=500, timeout=0.2):
-                if m.error() is None:
-                    ends[m.partition()] = max(ends.get(m.partition(), 0), m.offset() + 1)
-            return sum(ends.values()) >= records
-        wait_for(all_read, 30, f"{records} telemetry records")
-    finally:
-        reader.close()
-    return ends
-
-
-class _AsFaust(RoundRobinPartitionAssignor):
-    """Round robin under Faust's protocol name: the broker keeps an emptied group's protocol
-    and refuses members that do not name it (and commits from outside the group)."""
-
-    name = "faust"
-
-
-def commit(p: Pipeline, offsets: dict[int, int]) -> None:
-    """Join the workers' group as a consumer of the telemetry topic and commit ``offsets``."""
-    topic = p.settings.topics.telemetry
-
-    async def join_and_commit() -> dict[int, int]:
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=p.bootstrap, group_id=p.settings.app_id,
-            enable_auto_commit=False, session_timeout_ms=2000, heartbeat_interval_ms=200,
-            partition_assignment_strategy=(_AsFaust,))
-        await consumer.start()
-        try:
-            deadline = time.monotonic() + 60
-            while len(consumer.assignment()) < len(offsets):
-                assert time.monotonic() < deadline, "the committing consumer got no partitions"
-                await consumer.getmany(timeout_ms=200)
-            await consumer.commit({AioTP(topic, part): off for part, off in offsets.items()})
-            return {part: await consumer.committed(AioTP(topic, part)) for part in offsets}
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(join_and_commit()) == offsets
-
-
 def test_a_commit_past_the_stored_state_skips_no_point(
         kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
     """The group's committed offset says points are done that no stored state took: the next
@@ -123,7 +72,9 @@ def test_a_commit_past_the_stored_state_skips_no_point(
         # finalised: the epoch's pre-fill is over, so the next worker does not read history
         wait_for(finalised(first, len(head)), 60, "the head scored")
     p.send(middle)  # no worker runs; then the group's offset is moved past them
-    commit(p, end_offsets(p, len(head) + len(middle)))
+    telemetry = p.settings.topics.telemetry
+    commit_offsets(p.bootstrap, p.settings.app_id, telemetry,
+                   end_offsets(p.bootstrap, telemetry, p.settings.partitions, len(head) + len(middle)))
     with p.worker("second.log") as second:
         second.wait_ready(60)
         p.send(tail)
