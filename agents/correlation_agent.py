@@ -18,11 +18,12 @@ from typing import Any, cast
 
 import faust
 
+from agents.holes import HoleGuard, ReadOffsets
 from agents.scoring_agent import Publish
 from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.correlation import InferenceCorrelation, Progress, decode_feed
-from streams.engine import BatchOutput, Engine
+from streams.engine import BatchOutput, Engine, Message
 from streams.scoring import AssetScorer
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,11 @@ log = logging.getLogger(__name__)
 
 def register_correlation_agent(
     app: faust.App, settings: Settings, engine: Engine,
-    publish: Publish, ready: Callable[[], bool],
+    publish: Publish, ready: Callable[[], bool], read_offsets: ReadOffsets,
 ) -> None:
     """Declare the correlation table and agent on ``app``; ``ready`` says when the worker knows
-    its inferences (until then a record would find no alert config)."""
+    its inferences (until then a record would find no alert config); ``read_offsets`` reads
+    back what the feed's live stream skipped (:mod:`agents.holes`)."""
     table = app.Table("alert-correlation", default=None, partitions=settings.partitions,
                       key_type=str)
     feed = app.topic(settings.topics.correlation, key_serializer="raw",
@@ -41,16 +43,23 @@ def register_correlation_agent(
     #: inference id → (the scorer it was built for, the correlation), while the table holds it
     live: dict[str, tuple[AssetScorer, InferenceCorrelation]] = {}
     sends = Sends()
+    # a skipped anomaly would never join its group: read such holes back
+    holes = HoleGuard(table, read_offsets)
 
     @app.agent(feed, name="correlate")
     async def correlate(stream: faust.StreamT) -> None:
         async for event in cast(faust.Stream, stream).events():
             while not ready():
                 await asyncio.sleep(0.05)  # polling a condition: the status topic applied
-            handle(event.message)
+            m = event.message
+            taken = await holes.fill([Message(m.topic, m.partition, m.offset, m.key,
+                                              m.value or b"")])
+            for record in taken:
+                handle(record)
             await sends.confirmed()  # the table and the alerts out before the ack
+            holes.checkpoint(taken, sends)
 
-    def handle(message: Any) -> None:
+    def handle(message: Message) -> None:
         inference_id = (message.key or b"").decode()
         scorer = engine.scorer(inference_id)
         if scorer is None:
@@ -85,5 +94,7 @@ def register_correlation_agent(
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         live.clear()  # another worker may take a feed partition; the table is the truth
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        holes.forget(tp.partition for tp in revoked if tp.topic == settings.topics.correlation)
 
     cast(Any, app.on_partitions_revoked).connect(on_revoked)

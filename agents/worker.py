@@ -117,7 +117,8 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
     stats.listeners.append(sync.observe)
     stats.ready_checks.append(lambda: sync.ready)
     stats.scoring_checks.append(lambda: sync.applied)
-    register_correlation_agent(app, settings, engine, handles.publish, lambda: sync.applied)
+    register_correlation_agent(app, settings, engine, handles.publish, lambda: sync.applied,
+                               read_offsets=partial(read_offsets, bootstrap))
 
     @app.task
     async def start_view() -> None:
