@@ -1,10 +1,10 @@
 """Source checkpoints and holes: how far into each input partition the stored state reaches,
 and the records a live stream skipped.
 
-After every batch whose records the broker has acknowledged (snapshots, anomalies, forwards),
-the worker stores, per input partition the batch read, the next offset it would read: the
-*checkpoint*. It sits in the state table beside the snapshots, on the same partition, so
-whoever recovers the state recovers it too.
+After every batch whose records the broker has acknowledged (snapshots, anomalies, forwards,
+outbox entries), an agent stores, per input partition the batch read, the next offset it would
+read: the *checkpoint*. It sits in the agent's table beside the state it vouches for, on the
+same partition, so whoever recovers the state recovers it too (``agents/holes.py``).
 
 The consumer group's committed offset is where Kafka resumes; the checkpoint is what the
 state holds. They should agree, but nothing in Kafka ties them together: a commit can be
