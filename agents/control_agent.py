@@ -326,7 +326,7 @@ class InferenceSync:
             self.jobs[check] = self.pool.submit(
                 read_history, self.bootstrap, [topic, by_asset_topic(topic)], partition,
                 prefill_from_ms(scorer), self.until.get(check, {}), self.settings.app_id,
-                live_start=partial(self._live_start, partition=partition), live_wait_s=0.0,
+                live_start=partial(self._live_start, partition=partition),
                 checkpoint=partial(self._checkpoint, partition=partition))
 
     def _done_waiting(self, check: tuple[str, int, int]) -> None:

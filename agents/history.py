@@ -29,15 +29,15 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
                  until: Mapping[str, int | None], group_id: str,
                  deadline_s: float = 60.0,
                  live_start: Callable[[str], int | None] = lambda topic: None,
-                 live_wait_s: float = 5.0,
                  checkpoint: Callable[[str], int | None] = lambda topic: None) -> list[Message]:
     """Every record of ``partition`` of ``topics`` from record time ``from_ms − grace`` up to
     where the live stream takes over, in offset order per topic.
 
     ``until[topic]`` is the live consumer's next offset when the worker has read the partition
     already. ``None`` means it has not: the read then ends where the live stream began
-    (``live_start(topic)``, the first offset it delivered), waiting up to ``live_wait_s`` for
-    it. If nothing came live by then, the read ends at the partition's checkpoint
+    (``live_start(topic)``, the first offset it delivered; the caller waits for it, see
+    ``agents.control_agent.LIVE_WAIT_MS``). If nothing came live, the read ends at the
+    partition's checkpoint
     (``checkpoint(topic)``, how far the stored state reaches, :mod:`streams.checkpoint`): when
     the live stream then begins past it, the worker reads that hole itself before going on.
     Without a checkpoint, it ends at the consumer group's (``group_id``) committed offset, or
@@ -48,15 +48,8 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
     consumer = reader_consumer(bootstrap, "prefill")
     try:
         ends: dict[str, int] = {}
-        waited_until = time.monotonic() + live_wait_s
-        for i, topic in enumerate(topics):
+        for topic in topics:
             end = until.get(topic)
-            # the first topic (the source) is worth waiting for; the others (by-asset) carry
-            # records only when producers key by something else than the asset
-            while end is None and i == 0 and time.monotonic() < waited_until:
-                end = live_start(topic)
-                if end is None:
-                    time.sleep(0.05)  # polling the live consumer's progress, deadline-bounded
             if end is None:
                 end = live_start(topic)
             if end is None:
