@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import faust
 
-from agents.holes import HoleGuard, ReadOffsets
+from agents.holes import HoleGuard, ReadOffsets, message_of
 from agents.scoring_agent import Publish
 from agents.send_buffer import Sends
 from agents.settings import Settings
@@ -52,8 +52,7 @@ def register_correlation_agent(
             while not ready():
                 await asyncio.sleep(0.05)  # polling a condition: the status topic applied
             m = event.message
-            taken = await holes.fill([Message(m.topic, m.partition, m.offset, m.key,
-                                              m.value or b"")])
+            taken = await holes.fill([message_of(m)])
             for record in taken:
                 handle(record)
             await sends.confirmed()  # the table and the alerts out before the ack

@@ -34,13 +34,12 @@ import aiohttp
 import faust
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from agents.holes import HoleGuard, ReadOffsets
+from agents.holes import HoleGuard, ReadOffsets, message_of
 from agents.hooks import send_notification
 from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.codec import dumps, loads
 from streams.delivery import Attempt, Delivery, RetryPolicy, encode_hook_dead_letter
-from streams.engine import Message
 from streams.hooks import HookConfig
 from streams.notification import Notification, decode_notification
 
@@ -165,8 +164,7 @@ def register_delivery_agent(
     async def take(stream: faust.StreamT) -> None:
         async for event in cast(faust.Stream, stream).events():
             m = event.message
-            taken = await holes.fill([Message(m.topic, m.partition, m.offset, m.key,
-                                              m.value or b"")])
+            taken = await holes.fill([message_of(m)])
             for record in taken[:-1]:  # read back from the broker: no producer timestamp
                 accept(record, None)
             accept(m, m.timestamp)

@@ -24,6 +24,11 @@ ReadOffsets = Callable[[str, int, range], list[Message]]
 HOLE_RETRY_S = 1.0
 
 
+def message_of(record: Any) -> Message:
+    """A Faust consumer message as the pure core's :class:`streams.engine.Message`."""
+    return Message(record.topic, record.partition, record.offset, record.key, record.value or b"")
+
+
 class HoleGuard:
     """Checkpoints of one agent's input partitions, kept in its changelog-backed ``table``
     beside the state they vouch for, and the holes of its live stream, filled.

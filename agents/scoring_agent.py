@@ -21,7 +21,7 @@ from typing import Any, Protocol, cast
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from agents.holes import HoleGuard, ReadOffsets
+from agents.holes import HoleGuard, ReadOffsets, message_of
 from agents.metrics import WorkerMetrics
 from agents.send_buffer import Sends
 from agents.settings import Settings
@@ -73,8 +73,7 @@ def register_scoring_agent(
 ) -> ScoringHandles:
     """Declare the state table, the output topics and the scoring agent on ``app``.
 
-    ``read_offsets`` fills a hole between a partition's checkpoint and where its live stream
-    begins (:mod:`streams.checkpoint`)."""
+    ``read_offsets`` reads back the records the live stream skipped (:mod:`agents.holes`)."""
     table = app.Table(
         "asset-state",
         default=None,
@@ -117,11 +116,7 @@ def register_scoring_agent(
             # applied): a point taken before that would be dropped for want of a scorer
             while not all(check() for check in stats.scoring_checks):
                 await asyncio.sleep(0.05)
-            messages = [
-                Message(m.topic, m.partition, m.offset, m.key, m.value or b"")
-                for m in (e.message for e in events)
-            ]
-            messages = await holes.fill(messages)
+            messages = await holes.fill([message_of(e.message) for e in events])
             handle(messages)
             # before take_events acks the batch: a commit must not overtake its records
             await sends.confirmed()
