@@ -8,22 +8,26 @@ from typing import Any
 
 import faust
 
+from agents.connection import KafkaConnection
 from agents.settings import Settings
+from agents.topics import MAX_RECORD_BYTES
 
 MAX_FETCH_BYTES = 16 * 1024 * 1024
-MAX_REQUEST_BYTES = 4 * 1024 * 1024
+MAX_REQUEST_BYTES = MAX_RECORD_BYTES
 
 
-def create_app(settings: Settings, bootstrap: str) -> faust.App:
+def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
     """A fresh Faust app for a worker (or a test), configured from settings.
 
-    ``one_record_per_batch`` is required on the embedded broker: its end-offset answer is
-    wrong after a multi-record produce batch, which makes table recovery lose data
-    (docs/embedded-broker.md). It costs a produce request per record, so keep it off on a
-    real Kafka cluster.
+    The connection's client properties become Faust's credentials, TLS context, client id
+    and group timeouts (``KafkaConnection.faust_options``). Two workarounds apply to the
+    embedded broker only, unless settings force them (docs/embedded-broker.md):
+    ``one_record_per_batch`` (its end-offset answer is wrong after a multi-record produce
+    batch, which makes table recovery lose data; it costs a produce request per record) and
+    ``fast_group`` (a 2 s session: its join waits half the session timeout; Apache Kafka's
+    stock ``group.min.session.timeout.ms`` of 6 s refuses it).
     """
     conf: dict[str, Any] = dict(
-        broker=f"kafka://{bootstrap}",
         store="memory://",
         # Faust makes a table directory even for in-memory stores; not in the working directory
         datadir=_datadir(settings.app_id),
@@ -43,15 +47,23 @@ def create_app(settings: Settings, bootstrap: str) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
     )
-    if settings.fast_group:
+    if settings.fast_group if settings.fast_group is not None else kafka.embedded:
         conf.update(
             broker_session_timeout=2.0,
             broker_heartbeat_interval=0.2,
             broker_rebalance_timeout=2.0,
         )
-    if settings.one_record_per_batch:
+    if one_record_per_batch(settings, kafka):
         conf["producer_max_batch_size"] = 1
+    if settings.replication_factor is not None:
+        conf["topic_replication_factor"] = settings.replication_factor
+    conf.update(kafka.faust_options())  # the user's properties win over the defaults above
     return faust.App(settings.app_id, **conf)
+
+
+def one_record_per_batch(settings: Settings, kafka: KafkaConnection) -> bool:
+    """Whether producers send one record per batch: as set, else on the embedded broker only."""
+    return settings.one_record_per_batch if settings.one_record_per_batch is not None else kafka.embedded
 
 
 def _datadir(app_id: str) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import os
 import signal
 import socket
@@ -18,21 +17,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-KAFKA_LOG = logging.getLogger("assetwatch.kafka")
-# librdkafka's own log lines reach Python logging; unless the user configures logging,
-# they stay out of the terminal (a stopped broker makes clients log reconnect attempts)
-KAFKA_LOG.addHandler(logging.NullHandler())
+from agents.connection import TANSU_CLUSTER_ID, KafkaConnection
 
-
-def client_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings shared by every confluent-kafka client: logs go to Python logging."""
-    return {"bootstrap.servers": bootstrap, "logger": KAFKA_LOG, **extra}
+if TYPE_CHECKING:
+    from agents.settings import Settings
 
 
 class BrokerError(RuntimeError):
@@ -81,7 +76,7 @@ class EmbeddedBroker:
             env=env, preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         try:
-            wait_until_ready(self.bootstrap, self.ready_timeout_s, self._proc)
+            wait_until_ready(self.connection, self.ready_timeout_s, self._proc)
         except BaseException:
             self.stop()
             raise
@@ -99,6 +94,11 @@ class EmbeddedBroker:
             proc.wait(timeout=5)
 
     @property
+    def connection(self) -> KafkaConnection:
+        """How clients reach it: plain TCP, no client properties."""
+        return KafkaConnection(self.bootstrap, embedded=True)
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -111,56 +111,102 @@ class EmbeddedBroker:
         self.stop()
 
 
+#: librdkafka errors that no retry will cure: the client's security settings are wrong
+_FATAL_CONNECT = {
+    KafkaError._AUTHENTICATION: "authentication failed (check sasl.mechanism, sasl.username "
+                                "and sasl.password)",
+    KafkaError.SASL_AUTHENTICATION_FAILED: "authentication failed (check sasl.mechanism, "
+                                           "sasl.username and sasl.password)",
+    KafkaError._SSL: "TLS failed (check ssl.ca.location, and the client certificate and key "
+                     "if the broker asks for one)",
+    KafkaError._INVALID_ARG: "invalid client property",
+}
+
+
+def _refusal(err: KafkaError) -> str | None:
+    """Why no retry will cure a client error (its security settings are wrong), or None.
+    A broker that rejects the client's certificate ends the TLS handshake with an alert,
+    which librdkafka reports as a transport error naming the SSL routines."""
+    if err.code() in _FATAL_CONNECT:
+        return _FATAL_CONNECT[err.code()]
+    if err.code() == KafkaError._TRANSPORT and "SSL routines" in err.str():
+        return ("the broker refused the TLS handshake (check ssl.certificate.location and "
+                "ssl.key.location: a client certificate signed by a CA the broker trusts)")
+    return None
+
+
 def wait_until_ready(
-    bootstrap: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Poll until the broker answers a metadata request, or raise :class:`BrokerError`."""
+    kafka: KafkaConnection, timeout_s: float, proc: subprocess.Popen[bytes] | None = None
+) -> str:
+    """Poll until the broker answers a metadata request and return its cluster id, or raise
+    :class:`BrokerError` — at once where the client's security settings are refused."""
     deadline = time.monotonic() + timeout_s
-    admin = AdminClient(client_config(bootstrap, **{"socket.timeout.ms": 1000}))
+    fatal: list[tuple[str, str]] = []
+
+    def on_error(err: KafkaError) -> None:
+        reason = _refusal(err)
+        if reason is not None:
+            fatal.append((reason, err.str()))
+
+    try:
+        admin = AdminClient(kafka.client_config(**{"socket.timeout.ms": 1000, "error_cb": on_error}))
+    except Exception as exc:  # librdkafka refuses a property: unknown name or bad value
+        raise BrokerError(f"Kafka client configuration refused: {exc}") from None
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
             raise BrokerError(f"embedded broker exited with code {proc.returncode}: {err[-300:]}")
         try:
-            admin.list_topics(timeout=1.0)
-            return
+            meta = admin.list_topics(timeout=1.0)
+            return str(meta.cluster_id or "")
         except Exception as exc:
             last = exc
-            time.sleep(0.05)  # polling interval of a deadline-bounded wait
-    raise BrokerError(f"no Kafka broker answered at {bootstrap} within {timeout_s:.0f} s ({last})")
+        admin.poll(0)  # serves error_cb
+        if fatal:
+            reason, detail = fatal[0]
+            raise BrokerError(f"cannot connect to Kafka at {kafka.bootstrap}: {reason}: {detail}")
+        time.sleep(0.05)  # polling interval of a deadline-bounded wait
+    raise BrokerError(f"no Kafka broker answered at {kafka.bootstrap} within {timeout_s:.0f} s ({last})")
 
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic with its final partition count and configuration."""
+    """A topic with its final partition count, configuration and replication.
+
+    ``replication`` -1 is the broker's default (``default.replication.factor``).
+    """
 
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+    replication: int = -1
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 15.0) -> None:
-    """Create the topics that do not exist; fail clearly where one exists with other partitions.
+def ensure_topics(kafka: KafkaConnection, specs: Iterable[TopicSpec], timeout_s: float = 15.0) -> None:
+    """Create the topics that do not exist; fail clearly where one exists unfit for its use
+    (another partition count, or not compacted where it must be).
 
     The embedded broker cannot add partitions later (no CreatePartitions), so partition
     counts are final from the start.
     """
     specs = list(specs)
-    admin = AdminClient(client_config(bootstrap))
+    admin = AdminClient(kafka.client_config())
     existing = admin.list_topics(timeout=timeout_s).topics
     missing = [s for s in specs if s.name not in existing]
     for s in specs:
         if s.name in existing and len(existing[s.name].partitions) != s.partitions:
             raise BrokerError(
                 f"topic {s.name} exists with {len(existing[s.name].partitions)} partitions, "
-                f"expected {s.partitions}"
+                f"expected {s.partitions}: delete it, or run with --partitions "
+                f"{len(existing[s.name].partitions)} (or use another --topic-prefix)"
             )
+    _check_cleanup_policies(admin, [s for s in specs if s.name in existing], timeout_s)
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config)
-         for s in missing],
+        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication,
+                  config=s.config) for s in missing],
         request_timeout=timeout_s,
     )
     for name, fut in futures.items():
@@ -171,14 +217,52 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float =
                 raise BrokerError(f"could not create topic {name}: {exc}") from exc
 
 
+def _check_cleanup_policies(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
+    """A topic the project reads as "last value per key" must be compacted: on a topic that
+    deletes by age its state would vanish after ``retention.ms``. (A broker that lists only
+    the keys set on a topic, like the embedded one, reads as the default ``delete``.)"""
+    wanted = {s.name: s.config["cleanup.policy"] for s in specs if "cleanup.policy" in s.config}
+    if not wanted:
+        return
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)
+                                      for name in sorted(wanted)], request_timeout=timeout_s)
+    for resource, fut in futures.items():
+        try:
+            entries = fut.result(timeout=timeout_s)
+        except Exception as exc:
+            raise BrokerError(f"could not read the configuration of topic {resource.name}: "
+                              f"{exc}") from exc
+        entry = entries.get("cleanup.policy")
+        actual = entry.value if entry is not None and entry.value else "delete"
+        need = wanted[resource.name]
+        if set(need.split(",")) - set(actual.split(",")):
+            raise BrokerError(
+                f"topic {resource.name} exists with cleanup.policy={actual}, expected {need}: "
+                f"set it with kafka-configs.sh --alter --entity-type topics --entity-name "
+                f"{resource.name} --add-config cleanup.policy={need}, or delete the topic"
+            )
+
+
+def connect(settings: Settings) -> KafkaConnection:
+    """The cluster ``settings.broker`` names, with the client properties, once it answers;
+    which kind of broker it is comes from its cluster id. A :class:`BrokerError` says why not."""
+    if not settings.broker:
+        raise BrokerError("no Kafka broker given: pass --broker HOST:PORT or set ASSETWATCH_BROKER")
+    kafka = KafkaConnection(settings.broker, dict(settings.kafka_properties))
+    cluster_id = wait_until_ready(kafka, settings.connect_timeout_s)
+    return replace(kafka, embedded=cluster_id == TANSU_CLUSTER_ID)
+
+
 @contextlib.contextmanager
-def resolved_broker(broker: str | None, say: bool = True) -> Iterator[str]:
-    """Yield a bootstrap address: the given cluster, or an embedded broker for the block."""
-    if broker:
-        wait_until_ready(broker, 15.0)
+def resolved_broker(settings: Settings, say: bool = True) -> Iterator[KafkaConnection]:
+    """Yield the cluster to use: ``settings.broker`` with the client properties, or an embedded
+    broker for the block. Which kind of broker answers is detected (its cluster id)."""
+    if settings.broker:
+        kafka = connect(settings)
         if say:
-            print(f"assetwatch: using Kafka at {broker}", file=sys.stderr)
-        yield broker
+            kind = " (the Tansu broker: its workarounds apply)" if kafka.embedded else ""
+            print(f"assetwatch: using Kafka at {kafka.bootstrap}{kind}", file=sys.stderr)
+        yield kafka
         return
     with EmbeddedBroker() as embedded:
         if say:
@@ -187,4 +271,7 @@ def resolved_broker(broker: str | None, say: bool = True) -> Iterator[str]:
                 f"{embedded.bootstrap}; it stops when this command ends",
                 file=sys.stderr,
             )
-        yield embedded.bootstrap
+            if settings.kafka_properties:
+                print("assetwatch: the Kafka client properties given apply to --broker "
+                      "clusters only, not to the embedded broker", file=sys.stderr)
+        yield embedded.connection

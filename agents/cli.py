@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from agents.broker import BrokerError, resolved_broker
+from agents.connection import ENV_CONFIG_FILE, env_of, parse_property, read_properties_file
 from agents.hook_cli import hook
 from agents.inference_cli import inference_group
 from agents.model_cli import model_group
@@ -33,8 +34,24 @@ broker_option = click.option(
 
 @click.group()
 @click.version_option(package_name="assetwatch")
-def cli() -> None:
-    """assetwatch: streaming anomaly detection for equipment telemetry, native to Kafka."""
+@click.option("-X", "--kafka-property", "kafka_properties", multiple=True, metavar="NAME=VALUE",
+              help="A Kafka client property for every client of a --broker cluster (repeatable; "
+                   "e.g. -X security.protocol=SASL_SSL). Same as ASSETWATCH_KAFKA_NAME=VALUE.")
+@click.option("--kafka-config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A file of Kafka client properties (NAME=VALUE lines). Same as "
+                   "ASSETWATCH_KAFKA_CONFIG.")
+def cli(kafka_properties: tuple[str, ...], kafka_config: Path | None) -> None:
+    """assetwatch: streaming anomaly detection for equipment telemetry, native to Kafka.
+
+    Kafka client properties (docs/configuration.md) come from the file, then
+    ASSETWATCH_KAFKA_* variables, then -X: the later wins.
+    """
+    # the options become the environment the settings (and any child worker) read
+    if kafka_config is not None:
+        read_properties_file(kafka_config)  # a bad file is one error line here, not later
+        os.environ[ENV_CONFIG_FILE] = str(kafka_config)
+    for text in kafka_properties:
+        os.environ.update(env_of(dict([parse_property(text)])))
 
 
 @cli.command()
@@ -58,8 +75,8 @@ def worker(broker: str | None, **options: object) -> None:
     from agents.worker import run_worker
 
     settings = Settings.from_env(os.environ, broker=broker, **options)
-    with resolved_broker(settings.broker) as bootstrap:
-        run_worker(settings, bootstrap)
+    with resolved_broker(settings) as kafka:
+        run_worker(settings, kafka)
 
 
 @cli.command()

@@ -20,6 +20,8 @@ from typing import IO, Any, Protocol, TypeVar
 import click
 
 from agents.broker import resolved_broker
+from agents.connection import KafkaConnection
+from agents.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,10 +59,10 @@ def user_errors(*kinds: type[Exception]) -> Callable[[F], F]:
 
 
 @contextlib.contextmanager
-def on_broker(broker: str, open_client: Callable[[str], C]) -> Iterator[C]:
-    """``open_client(bootstrap)`` once the broker at ``broker`` answers; closed when the block ends."""
-    with resolved_broker(broker) as bootstrap:
-        client = open_client(bootstrap)
+def on_broker(settings: Settings, open_client: Callable[[KafkaConnection], C]) -> Iterator[C]:
+    """``open_client(kafka)`` once the settings' broker answers; closed when the block ends."""
+    with resolved_broker(settings) as kafka:
+        client = open_client(kafka)
         try:
             yield client
         finally:

@@ -20,7 +20,8 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from agents.broker import BrokerError, client_config, ensure_topics
+from agents.broker import BrokerError, ensure_topics
+from agents.connection import KafkaConnection
 from agents.settings import Settings
 from agents.topics import topic_specs
 
@@ -32,9 +33,9 @@ _INVALID_OFFSET = -1001
 Decode = Callable[[str, bytes], V]
 
 
-def replay_consumer(bootstrap: str, topic: str, purpose: str) -> tuple[Consumer, TopicPartition]:
+def replay_consumer(kafka: KafkaConnection, topic: str, purpose: str) -> tuple[Consumer, TopicPartition]:
     """A consumer (no group join, nothing committed) assigned partition 0 from the beginning."""
-    consumer = Consumer(client_config(bootstrap, **{
+    consumer = Consumer(kafka.client_config(**{
         "group.id": f"assetwatch-{purpose}-{time.monotonic_ns()}",
         "enable.auto.commit": False, "auto.offset.reset": "earliest",
         "fetch.queue.backoff.ms": 10, "enable.partition.eof": True,
@@ -95,9 +96,9 @@ class CompactedTopic(Generic[V]):
     ``purpose`` names the reading consumers (``assetwatch-<purpose>-…``).
     """
 
-    def __init__(self, bootstrap: str, settings: Settings, topic: str, decode: Decode[V], *,
+    def __init__(self, kafka: KafkaConnection, settings: Settings, topic: str, decode: Decode[V], *,
                  purpose: str, timeout_s: float = 15.0, log: logging.Logger | None = None) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topic = topic
         self.timeout_s = timeout_s
         self._decode = decode
@@ -110,7 +111,7 @@ class CompactedTopic(Generic[V]):
     def ensure_topic(self) -> None:
         """Create the topic (compacted, one partition) when it does not exist."""
         if not self._ready:
-            ensure_topics(self.bootstrap, self._spec, self.timeout_s)
+            ensure_topics(self.kafka, self._spec, self.timeout_s)
             self._ready = True
 
     def send(self, key: str, value: bytes | None, failure: str) -> None:
@@ -118,8 +119,8 @@ class CompactedTopic(Generic[V]):
         else ``BrokerError("<failure>: <why>")``."""
         self.ensure_topic()
         if self._producer is None:
-            self._producer = Producer(client_config(
-                self.bootstrap, **{"batch.num.messages": 1, "linger.ms": 0, "acks": "all"}))
+            self._producer = Producer(self.kafka.client_config(
+                **{"batch.num.messages": 1, "linger.ms": 0, "acks": "all"}))
         errors: list[Any] = []
 
         def delivered(err: Any, _msg: Any) -> None:
@@ -139,7 +140,7 @@ class CompactedTopic(Generic[V]):
     def read(self) -> dict[str, V]:
         """The last value of every key: the whole topic replayed, to its end."""
         self.ensure_topic()
-        consumer, tp = replay_consumer(self.bootstrap, self.topic, self._purpose)
+        consumer, tp = replay_consumer(self.kafka, self.topic, self._purpose)
         replay = self.replay()
         try:
             deadline = time.monotonic() + self.timeout_s

@@ -25,6 +25,7 @@ from typing import Any
 
 import faust
 
+from agents.connection import KafkaConnection
 from agents.history import read_history
 from agents.model_store import ModelStore, ModelStoreError
 from agents.send_buffer import Sends
@@ -193,7 +194,7 @@ class InferenceSync:
     engine: Engine
     store: ModelStore
     view: TopicView[InferenceState]
-    bootstrap: str
+    kafka: KafkaConnection
     publish: Publish
     table: Any  # the asset-state table: pre-fill markers live beside the snapshots
     topics: ControlTopics
@@ -324,7 +325,7 @@ class InferenceSync:
                 continue
             self._done_waiting(check)
             self.jobs[check] = self.pool.submit(
-                read_history, self.bootstrap, [topic, by_asset_topic(topic)], partition,
+                read_history, self.kafka, [topic, by_asset_topic(topic)], partition,
                 prefill_from_ms(scorer), self.until.get(check, {}), self.settings.app_id,
                 live_start=partial(self._live_start, partition=partition),
                 checkpoint=partial(self._checkpoint, partition=partition))

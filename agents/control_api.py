@@ -21,6 +21,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from agents.connection import KafkaConnection
 from agents.control_client import ControlClient, ControlTimeoutError, aggregate
 from agents.settings import Settings
 from agents.topic_view import TopicView
@@ -30,9 +31,9 @@ ACTIONS: dict[str, CommandType] = {"pause": "pause", "restart": "restart", "dele
                                    "update-model": "update_model"}
 
 
-def register_control_api(app: faust.App, settings: Settings, bootstrap: str,
+def register_control_api(app: faust.App, settings: Settings, kafka: KafkaConnection,
                          view: TopicView[InferenceState]) -> None:
-    client = ControlClient(bootstrap, settings, issued_by="rest")
+    client = ControlClient(kafka, settings, issued_by="rest")
 
     async def run(type_: CommandType, name: str, params: dict[str, Any], web: View) -> Response:
         cmd = client.command(type_, name, params)

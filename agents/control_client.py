@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from agents.connection import KafkaConnection
 from agents.kafka_io import make_producer, reader_consumer
 from agents.settings import Settings
 from streams.codec import dumps, loads
@@ -29,8 +30,8 @@ class ControlTimeoutError(TimeoutError):
 class ControlClient:
     """Commands and reads against one deployment's control topics."""
 
-    def __init__(self, bootstrap: str, settings: Settings, issued_by: str = "cli") -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, settings: Settings, issued_by: str = "cli") -> None:
+        self.kafka = kafka
         self.topics = settings.topics
         self.issued_by = issued_by
 
@@ -46,7 +47,7 @@ class ControlClient:
             tp = TopicPartition(self.topics.inference_events, 0)
             _, high = consumer.get_watermark_offsets(tp, timeout=10)
             consumer.assign([TopicPartition(tp.topic, 0, high)])
-            producer = make_producer(self.bootstrap)
+            producer = make_producer(self.kafka)
             producer.produce(self.topics.control, key=cmd.inference_id.encode(),
                              value=dumps(cmd.to_record()))
             if producer.flush(10) != 0:
@@ -86,7 +87,7 @@ class ControlClient:
         return [r for r in records if inference_id is None or r.get("inference_id") == inference_id]
 
     def _consumer(self) -> Consumer:
-        return reader_consumer(self.bootstrap, "control")
+        return reader_consumer(self.kafka, "control")
 
     def _read_all(self, topic: str, timeout_s: float = 20.0) -> list[tuple[str, bytes | None]]:
         consumer = self._consumer()

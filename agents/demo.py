@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import orjson
 
 from agents.broker import ensure_topics, resolved_broker
+from agents.connection import KafkaConnection
 from agents.kafka_io import make_producer, poll_values, produce_readings, topic_reader
 from agents.model_store import ModelStore
 from agents.settings import Settings, TopicNames
@@ -72,8 +73,8 @@ def run_demo(settings: Settings, opts: DemoOptions, out: TextIO = sys.stdout) ->
                        partitions=4)
     workdir = Path(tempfile.mkdtemp(prefix="assetwatch-demo-"))
     try:
-        with resolved_broker(settings.broker) as bootstrap:
-            return _run(settings, opts, bootstrap, workdir, out)
+        with resolved_broker(settings) as kafka:
+            return _run(settings, opts, kafka, workdir, out)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -108,7 +109,7 @@ class Feed:
                 if not a.resolved and resolves_at_ms(a.record["last_ts"], INTERVAL_MS, x) <= end_ms]
 
 
-def _run(settings: Settings, opts: DemoOptions, bootstrap: str, workdir: Path, out: TextIO) -> bool:
+def _run(settings: Settings, opts: DemoOptions, kafka: KafkaConnection, workdir: Path, out: TextIO) -> bool:
     say = lambda msg: print(msg, file=out, flush=True)  # noqa: E731
     assets = [f"pump-{i + 1}" for i in range(opts.assets)]
     faults = demo_faults(assets, opts.points)
@@ -123,9 +124,9 @@ def _run(settings: Settings, opts: DemoOptions, bootstrap: str, workdir: Path, o
                  "topic": settings.topics.telemetry, "sensitivity": 70,
                  "clock": "event", "idle_timeout_ms": 1_000, "alerts": [DEMO_ALERT.to_dict()]}
     (workdir / "inferences.json").write_bytes(orjson.dumps([inference]))
-    ensure_topics(bootstrap, topic_specs(settings))
+    ensure_topics(kafka, topic_specs(settings))
 
-    worker = WorkerProcess(bootstrap, workdir / "inferences.json", workdir / "models",
+    worker = WorkerProcess(kafka, workdir / "inferences.json", workdir / "models",
                            settings.app_id, settings.topics.prefix, settings.partitions,
                            log_path=workdir / "worker.log")
     with worker:
@@ -147,11 +148,11 @@ def _run(settings: Settings, opts: DemoOptions, bootstrap: str, workdir: Path, o
         end_ms = max(r.ts_ms for r in fleet.readings)
         reader_done = threading.Event()
         reader = threading.Thread(
-            target=_print_records, args=(bootstrap, settings, feed, reader_done, say), daemon=True
+            target=_print_records, args=(kafka, settings, feed, reader_done, say), daemon=True
         )
         reader.start()
         try:
-            counts = _stream(worker, bootstrap, settings, fleet.readings, opts.rate)
+            counts = _stream(worker, kafka, settings, fleet.readings, opts.rate)
             # every anomaly read, every group the stream can resolve resolved (or time is up)
             feed.wait_until(lambda: len(feed.anomalies) >= counts.get("anomalies", 0)
                             and not feed.unresolved(end_ms), SETTLE_S)
@@ -162,10 +163,10 @@ def _run(settings: Settings, opts: DemoOptions, bootstrap: str, workdir: Path, o
         return _summary(say, len(fleet.readings), counts, feed, faults, end_ms)
 
 
-def _stream(worker: WorkerProcess, bootstrap: str, settings: Settings, readings: list[Any],
+def _stream(worker: WorkerProcess, kafka: KafkaConnection, settings: Settings, readings: list[Any],
             rate: float) -> dict[str, int]:
     """Send the readings at ``rate`` per second; wait until the worker has scored them all."""
-    producer = make_producer(bootstrap)
+    producer = make_producer(kafka)
     chunk = max(1, int(rate / 10))
     t0 = time.monotonic()
     for i in range(0, len(readings), chunk):
@@ -186,12 +187,12 @@ def _stream(worker: WorkerProcess, bootstrap: str, settings: Settings, readings:
     return counts
 
 
-def _print_records(bootstrap: str, settings: Settings, feed: Feed, done: threading.Event,
+def _print_records(kafka: KafkaConnection, settings: Settings, feed: Feed, done: threading.Event,
                    say: Callable[[str], None]) -> None:
     """Read the anomaly and alert topics until ``done``, recording and printing what is new."""
-    readers = [(topic_reader(bootstrap, settings.topics.anomalies, settings.partitions),
+    readers = [(topic_reader(kafka, settings.topics.anomalies, settings.partitions),
                 _take_anomaly),
-               (topic_reader(bootstrap, settings.topics.alerts, settings.partitions),
+               (topic_reader(kafka, settings.topics.alerts, settings.partitions),
                 _take_alert)]
     try:
         while not done.is_set():

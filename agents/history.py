@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from agents.broker import client_config
+from agents.connection import KafkaConnection
 from agents.kafka_io import reader_consumer
 from streams.engine import Message
 
@@ -25,7 +25,7 @@ from streams.engine import Message
 SEEK_GRACE_MS = 10 * 60_000
 
 
-def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms: int,
+def read_history(kafka: KafkaConnection, topics: Sequence[str], partition: int, from_ms: int,
                  until: Mapping[str, int | None], group_id: str,
                  deadline_s: float = 60.0,
                  live_start: Callable[[str], int | None] = lambda topic: None,
@@ -45,7 +45,7 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
     delivers is never read twice. ``from_ms ≤ 0`` starts at the beginning. ``TimeoutError`` if
     the read cannot finish within ``deadline_s``.
     """
-    consumer = reader_consumer(bootstrap, "prefill")
+    consumer = reader_consumer(kafka, "prefill")
     try:
         ends: dict[str, int] = {}
         for topic in topics:
@@ -55,7 +55,7 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
             if end is None:
                 end = checkpoint(topic)
             if end is None:
-                end = _committed(bootstrap, group_id, topic, partition)
+                end = _committed(kafka, group_id, topic, partition)
             if end > 0:
                 ends[topic] = end
         seek_ms = from_ms - SEEK_GRACE_MS
@@ -73,14 +73,14 @@ def read_history(bootstrap: str, topics: Sequence[str], partition: int, from_ms:
         consumer.close()
 
 
-def read_offsets(bootstrap: str, topic: str, partition: int, offsets: range,
+def read_offsets(kafka: KafkaConnection, topic: str, partition: int, offsets: range,
                  deadline_s: float = 60.0) -> list[Message]:
     """The records of one partition at ``offsets`` (a hole the stored state never took,
     :func:`streams.checkpoint.hole`), in offset order. ``TimeoutError`` past ``deadline_s``."""
     if not offsets:
         return []
     # records retention already deleted are gone: start at the log's beginning then
-    consumer = reader_consumer(bootstrap, "hole", **{"auto.offset.reset": "earliest"})
+    consumer = reader_consumer(kafka, "hole", **{"auto.offset.reset": "earliest"})
     try:
         return _read(consumer, [TopicPartition(topic, partition, offsets.start)],
                      {topic: offsets.stop}, partition, deadline_s)
@@ -114,11 +114,11 @@ def _read(consumer: Consumer, starts: list[TopicPartition], ends: Mapping[str, i
     return out
 
 
-def _committed(bootstrap: str, group_id: str, topic: str, partition: int) -> int:
+def _committed(kafka: KafkaConnection, group_id: str, topic: str, partition: int) -> int:
     """The group's committed offset of a partition; 0 when it has none (nothing before it).
     A partition-level error raises (the pre-fill is tried again): read as "none", it would
     end the history at the beginning and skip what the live stream does not deliver."""
-    consumer = Consumer(client_config(bootstrap, **{"group.id": group_id,
+    consumer = Consumer(kafka.client_config(**{"group.id": group_id,
                                                     "enable.auto.commit": False}))
     try:
         (tp,) = consumer.committed([TopicPartition(topic, partition)], timeout=10)

@@ -53,7 +53,7 @@ def _store(broker: str | None, topic_prefix: str | None) -> contextlib.AbstractC
     if not settings.broker:
         raise CliUserError("hooks are kept on the broker: pass --broker HOST:PORT "
                            "(or set ASSETWATCH_BROKER)")
-    return on_broker(settings.broker, lambda bootstrap: HookStore(bootstrap, settings))
+    return on_broker(settings, lambda kafka: HookStore(kafka, settings))
 
 
 def _json(data: Any) -> str:

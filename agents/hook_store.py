@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from agents.broker import BrokerError
 from agents.compacted import CompactedTopic, Replay, replay_consumer
+from agents.connection import KafkaConnection
 from agents.settings import Settings
 from streams.hooks import HookConfig, decode_hook, encode_hook
 
@@ -46,8 +47,8 @@ def _decode(name: str, value: bytes) -> HookConfig:
 class HookStore(CompactedTopic[HookConfig]):
     """Publish hook configs to, delete them from, and read them back from the hooks topic."""
 
-    def __init__(self, bootstrap: str, settings: Settings, timeout_s: float = 15.0) -> None:
-        super().__init__(bootstrap, settings, settings.topics.hooks, _decode, purpose=PURPOSE,
+    def __init__(self, kafka: KafkaConnection, settings: Settings, timeout_s: float = 15.0) -> None:
+        super().__init__(kafka, settings, settings.topics.hooks, _decode, purpose=PURPOSE,
                          timeout_s=timeout_s, log=log)
 
     def publish(self, hook: HookConfig) -> None:
@@ -66,8 +67,8 @@ class HookCache:
     agent attempts nothing: an unknown hook might just not be read yet).
     """
 
-    def __init__(self, bootstrap: str, settings: Settings) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, settings: Settings) -> None:
+        self.kafka = kafka
         self.topic = settings.topics.hooks
         self._replay = Replay(self.topic, _decode, log)
         self._consumer: Consumer | None = None
@@ -77,7 +78,7 @@ class HookCache:
     def poll(self) -> None:
         """Apply whatever records have arrived (non-blocking)."""
         if self._consumer is None:
-            self._consumer, self._tp = replay_consumer(self.bootstrap, self.topic, PURPOSE)
+            self._consumer, self._tp = replay_consumer(self.kafka, self.topic, PURPOSE)
         try:
             self._replay.apply(self._consumer.consume(num_messages=500, timeout=0))
         except BrokerError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 import orjson
 
+from agents.broker import connect
 from agents.control_client import ControlClient, ControlTimeoutError, aggregate, describe
 from agents.settings import Settings
 from streams.control import CommandType
@@ -26,7 +27,7 @@ def _client(broker: str | None, topic_prefix: str | None) -> ControlClient:
     if settings.broker is None:
         raise click.UsageError("inference commands talk to a running deployment: pass "
                                "--broker HOST:PORT or set ASSETWATCH_BROKER")
-    return ControlClient(settings.broker, settings)
+    return ControlClient(connect(settings), settings)
 
 
 def _options(f: Any) -> Any:

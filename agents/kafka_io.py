@@ -9,15 +9,14 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from agents.broker import client_config
+from agents.connection import KafkaConnection
 from streams.codec import encode_telemetry
 from streams.records import Reading
 
 
-def make_producer(bootstrap: str, **extra: Any) -> Producer:
+def make_producer(kafka: KafkaConnection, **extra: Any) -> Producer:
     """A producer whose keyed messages land on the key's home partition (Kafka's murmur2)."""
-    return Producer(client_config(
-        bootstrap, **{"linger.ms": 5, "partitioner": "murmur2_random", **extra}))
+    return Producer(kafka.client_config(**{"linger.ms": 5, "partitioner": "murmur2_random", **extra}))
 
 
 def produce_readings(
@@ -51,16 +50,16 @@ def _send(producer: Producer, topic: str, group: list[Reading]) -> None:
     producer.poll(0)
 
 
-def reader_consumer(bootstrap: str, purpose: str, **extra: Any) -> Consumer:
+def reader_consumer(kafka: KafkaConnection, purpose: str, **extra: Any) -> Consumer:
     """A consumer for ``assign()`` reads (no group join, nothing committed), quick to fetch."""
-    return Consumer(client_config(
-        bootstrap, **{"group.id": f"{purpose}-{uuid.uuid4().hex}", "enable.auto.commit": False,
-                      "fetch.wait.max.ms": 100, "fetch.queue.backoff.ms": 10, **extra}))
+    return Consumer(kafka.client_config(**{
+        "group.id": f"{purpose}-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "fetch.wait.max.ms": 100, "fetch.queue.backoff.ms": 10, **extra}))
 
 
-def topic_reader(bootstrap: str, topic: str, partitions: int) -> Consumer:
+def topic_reader(kafka: KafkaConnection, topic: str, partitions: int) -> Consumer:
     """A consumer assigned every partition of ``topic`` from the beginning (no group join)."""
-    consumer = reader_consumer(bootstrap, "reader")
+    consumer = reader_consumer(kafka, "reader")
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     return consumer
 

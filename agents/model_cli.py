@@ -85,7 +85,7 @@ def _registry(settings: Settings) -> contextlib.AbstractContextManager[Registry 
     """The registry when a broker is configured, else ``None`` (the directory store alone)."""
     if not settings.broker:
         return contextlib.nullcontext()
-    return on_broker(settings.broker, lambda bootstrap: Registry(bootstrap, settings))
+    return on_broker(settings, lambda kafka: Registry(kafka, settings))
 
 
 def _split(text: str | None) -> tuple[str, ...]:

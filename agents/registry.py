@@ -11,6 +11,7 @@ is not a model record is skipped; a tombstone removes its key.
 from __future__ import annotations
 
 from agents.compacted import CompactedTopic
+from agents.connection import KafkaConnection
 from agents.model_store import ModelRecord, decode_record, encode_record
 from agents.settings import Settings
 from agents.topics import registry_topic
@@ -23,8 +24,8 @@ def _decode(_key: str, value: bytes) -> ModelRecord:
 class Registry(CompactedTopic[ModelRecord]):
     """Publish model records to, and read them back from, one deployment's registry topic."""
 
-    def __init__(self, bootstrap: str, settings: Settings, timeout_s: float = 15.0) -> None:
-        super().__init__(bootstrap, settings, registry_topic(settings), _decode, purpose="registry",
+    def __init__(self, kafka: KafkaConnection, settings: Settings, timeout_s: float = 15.0) -> None:
+        super().__init__(kafka, settings, registry_topic(settings), _decode, purpose="registry",
                          timeout_s=timeout_s)
 
     def publish(self, record: ModelRecord) -> None:

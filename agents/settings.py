@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agents.connection import merge_properties, properties_from_env
+
 ENV_PREFIX = "ASSETWATCH_"
 
 
@@ -82,11 +84,22 @@ class Settings:
     """How a worker (or a CLI command) connects and behaves.
 
     ``broker`` is ``None`` for the embedded broker the CLI starts itself.
-    ``fast_group`` selects short consumer-group timeouts (seconds to join instead of ~30 s);
-    right for the embedded broker, tests and demos, and harmless on small real clusters.
+    ``kafka_properties`` are client properties (librdkafka names: SASL, TLS, client.id,
+    session.timeout.ms…) for every client of a ``--broker`` cluster (agents/connection.py).
+    ``fast_group`` selects short consumer-group timeouts (2 s: a join takes ~1 s instead of
+    ~30 s on the embedded broker); ``one_record_per_batch`` produces one record per batch
+    (the embedded broker needs it for correct table recovery). ``None`` chooses by the kind
+    of broker: on for the embedded one, off for Apache Kafka, whose stock
+    ``group.min.session.timeout.ms`` (6 s) refuses a 2 s session.
+    ``replication_factor`` and ``min_insync_replicas`` apply to every topic the project
+    creates, Faust's changelogs included; ``None`` is the broker's default.
     """
 
     broker: str | None = None
+    kafka_properties: Mapping[str, str] = field(default_factory=dict, repr=False)  # secrets
+    connect_timeout_s: float = 15.0
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
     app_id: str = "assetwatch"
     topics: TopicNames = field(default_factory=TopicNames)
     partitions: int = 8
@@ -94,8 +107,8 @@ class Settings:
     inferences_file: Path | None = None
     web_host: str = "127.0.0.1"
     web_port: int = 6066
-    fast_group: bool = True
-    one_record_per_batch: bool = True
+    fast_group: bool | None = None
+    one_record_per_batch: bool | None = None
     batch_max_events: int = 1000
     batch_within_s: float = 0.05
     tick_interval_s: float = 0.5
@@ -117,6 +130,15 @@ class Settings:
         """Defaults, then ``ASSETWATCH_*`` variables, then explicit (CLI) overrides."""
         s = cls()
         get = env.get
+        props = properties_from_env(env)
+        if props:
+            s = replace(s, kafka_properties=props)
+        if get(ENV_PREFIX + "REPLICATION_FACTOR"):
+            s = replace(s, replication_factor=_positive_int(
+                "REPLICATION_FACTOR", str(get(ENV_PREFIX + "REPLICATION_FACTOR"))))
+        if get(ENV_PREFIX + "MIN_INSYNC_REPLICAS"):
+            s = replace(s, min_insync_replicas=_positive_int(
+                "MIN_INSYNC_REPLICAS", str(get(ENV_PREFIX + "MIN_INSYNC_REPLICAS"))))
         if get(ENV_PREFIX + "BROKER"):
             s = replace(s, broker=get(ENV_PREFIX + "BROKER"))
         if get(ENV_PREFIX + "APP_ID"):
@@ -136,6 +158,18 @@ class Settings:
                 hook_value: dict[str, Any] = {hook_var.lower(): int(str(get(ENV_PREFIX + hook_var)))}
                 s = replace(s, **hook_value)
         given = {k: v for k, v in overrides.items() if v is not None}
+        if "kafka_properties" in given:  # the CLI's -X wins over the file and the environment
+            given["kafka_properties"] = merge_properties(s.kafka_properties, given["kafka_properties"])
         if "topic_prefix" in given:
             given["topics"] = TopicNames(given.pop("topic_prefix"))
         return replace(s, **given)
+
+
+def _positive_int(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name} must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{ENV_PREFIX}{name} must be at least 1, not {value}")
+    return value

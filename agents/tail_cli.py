@@ -25,7 +25,8 @@ from typing import Any, Final
 import click
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-from agents.broker import BrokerError, client_config
+from agents.broker import BrokerError, connect
+from agents.connection import KafkaConnection
 from agents.settings import Settings
 from streams.codec import format_ts, loads
 
@@ -154,9 +155,9 @@ def topic_of(settings: Settings, kind: str) -> str:
     return topics.alerts
 
 
-def open_reader(bootstrap: str, topic: str, from_beginning: bool) -> Consumer:
+def open_reader(kafka: KafkaConnection, topic: str, from_beginning: bool) -> Consumer:
     """A consumer assigned every partition of ``topic`` (no group), at its end or beginning."""
-    consumer = Consumer(client_config(bootstrap, **{
+    consumer = Consumer(kafka.client_config(**{
         "group.id": f"assetwatch-tail-{os.getpid()}-{time.monotonic_ns()}",
         "enable.auto.commit": False, "fetch.queue.backoff.ms": 10,
     }))
@@ -164,11 +165,11 @@ def open_reader(bootstrap: str, topic: str, from_beginning: bool) -> Consumer:
         meta = consumer.list_topics(topic, timeout=10)
     except KafkaException as exc:
         consumer.close()
-        raise BrokerError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
+        raise BrokerError(f"cannot reach the broker at {kafka}: {exc}") from exc
     found = meta.topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
         consumer.close()
-        raise BrokerError(f"topic {topic} does not exist at {bootstrap}")
+        raise BrokerError(f"topic {topic} does not exist at {kafka}")
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
     consumer.assign([TopicPartition(topic, p, start) for p in sorted(found.partitions)])
     return consumer
@@ -209,7 +210,7 @@ def tail(kind: str, broker: str | None, topic_prefix: str | None, inference: str
     wanted = TailFilter(inference, asset)
     render = RENDER[kind]
     cols = Columns()
-    consumer = open_reader(settings.broker, topic_of(settings, kind), from_beginning)
+    consumer = open_reader(connect(settings), topic_of(settings, kind), from_beginning)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     if not as_json:
         click.echo(click.style(cols.row([(h, w, None) for h, w in zip(

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from agents.connection import KafkaConnection
 from agents.kafka_io import reader_consumer
 
 V = TypeVar("V")
@@ -25,10 +26,10 @@ class TopicView(Generic[V]):
     Records ``decode`` refuses (it raises ``ValueError``) are skipped and counted.
     """
 
-    def __init__(self, bootstrap: str, topic: str, decode: Callable[[bytes], V]) -> None:
+    def __init__(self, kafka: KafkaConnection, topic: str, decode: Callable[[bytes], V]) -> None:
         self.topic = topic
         self._decode = decode
-        self._consumer = reader_consumer(bootstrap, f"view-{topic}")
+        self._consumer = reader_consumer(kafka, f"view-{topic}")
         self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         self._lock = threading.Lock()
         self._items: dict[str, V] = {}

@@ -15,6 +15,7 @@ from faust.worker import Worker
 
 from agents.app import create_app
 from agents.broker import ensure_topics
+from agents.connection import KafkaConnection
 from agents.control_agent import InferenceSync, StoreCatalog, decode_state, register_controller
 from agents.control_api import register_control_api
 from agents.correlation_agent import register_correlation_agent
@@ -27,7 +28,7 @@ from agents.model_store import ModelStore, ModelStoreError
 from agents.scoring_agent import PipelineStats, register_scoring_agent, wall_ms
 from agents.settings import Settings
 from agents.topic_view import TopicView
-from agents.topics import topic_specs
+from agents.topics import faust_topic_specs, topic_specs
 from streams.codec import dumps
 from streams.control import Command, InferenceState
 from streams.engine import Engine
@@ -67,12 +68,12 @@ def check_declared(settings: Settings, inferences: list[InferenceConfig]) -> Non
             raise ConfigError(f"inference {cfg.inference_id!r}: {exc}") from exc
 
 
-def declare(bootstrap: str, settings: Settings, inferences: list[InferenceConfig]) -> None:
+def declare(kafka: KafkaConnection, settings: Settings, inferences: list[InferenceConfig]) -> None:
     """Send a ``create`` with ``declare`` for each inference of the file: the controller accepts
     it once and, while it is unchanged, again on every start (docs/control.md)."""
     if not inferences:
         return
-    producer = make_producer(bootstrap)
+    producer = make_producer(kafka)
     for cfg in inferences:
         params = {**cfg.to_dict(), "declare": True}
         cmd = Command(f"declare/{cfg.inference_id}/{uuid.uuid4().hex[:12]}", "create",
@@ -83,29 +84,29 @@ def declare(bootstrap: str, settings: Settings, inferences: list[InferenceConfig
         raise ConfigError("could not send the declared inferences to the control topic")
 
 
-def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, PipelineStats]:
+def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.App, PipelineStats]:
     """The whole worker: scoring agent, controller, inference sync; topics created first."""
     declared = load_inferences(settings.inferences_file) if settings.inferences_file else []
     check_declared(settings, declared)
     served = {settings.topics.telemetry, *settings.extra_topics, *(c.topic for c in declared)}
     engine = Engine([], load=lambda key: None, partitions=settings.partitions, topics=served)
-    ensure_topics(bootstrap, topic_specs(settings, engine.topics))
-    app = create_app(settings, bootstrap)
+    ensure_topics(kafka, topic_specs(settings, engine.topics))
+    app = create_app(settings, kafka)
     stats = PipelineStats()
     handles = register_scoring_agent(app, settings, engine, stats,
-                                     read_offsets=partial(read_offsets, bootstrap))
-    hooks = HookCache(bootstrap, settings)
+                                     read_offsets=partial(read_offsets, kafka))
+    hooks = HookCache(kafka, settings)
     register_delivery_agent(app, settings, hooks, stats.registry,
-                            read_offsets=partial(read_offsets, bootstrap))
+                            read_offsets=partial(read_offsets, kafka))
     register_health_views(app, worker_readiness(app, stats.ready_checks))
     store = ModelStore(settings.models_dir)
     catalog = StoreCatalog(store, engine.served, engine.signals_seen, hooks.names,
                            lambda: hooks.ready)
     topics = register_controller(app, settings, catalog, wall_ms)
-    view: TopicView[InferenceState] = TopicView(bootstrap, settings.topics.inference_status,
+    view: TopicView[InferenceState] = TopicView(kafka, settings.topics.inference_status,
                                                 decode_state)
     sync = InferenceSync(
-        settings=settings, engine=engine, store=store, view=view, bootstrap=bootstrap,
+        settings=settings, engine=engine, store=store, view=view, kafka=kafka,
         publish=handles.publish, table=handles.table, topics=topics, wall_ms=wall_ms,
         recovered=lambda: cast(Any, app.tables).recovery.completed.is_set(),
         assigned=lambda: set(stats.assigned),
@@ -113,17 +114,17 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
         worker_id=f"{socket.gethostname()}:{settings.web_port}",
         metrics=handles.metrics,
     )
-    register_control_api(app, settings, bootstrap, view)
+    register_control_api(app, settings, kafka, view)
     stats.listeners.append(sync.observe)
     stats.ready_checks.append(lambda: sync.ready)
     stats.scoring_checks.append(lambda: sync.applied)
     register_correlation_agent(app, settings, engine, handles.publish, lambda: sync.applied,
-                               read_offsets=partial(read_offsets, bootstrap))
+                               read_offsets=partial(read_offsets, kafka))
 
     @app.task
     async def start_view() -> None:
         view.start()
-        await asyncio.get_running_loop().run_in_executor(None, declare, bootstrap, settings, declared)
+        await asyncio.get_running_loop().run_in_executor(None, declare, kafka, settings, declared)
 
     @app.timer(0.25)
     async def follow_control() -> None:
@@ -139,11 +140,13 @@ def build_worker_app(settings: Settings, bootstrap: str) -> tuple[faust.App, Pip
 
     cast(Any, app.on_partitions_assigned).connect(on_assigned)
     cast(Any, app.on_partitions_revoked).connect(on_revoked)
+    # Faust's own topics (changelogs, the assignor's) with the deployment's replication
+    ensure_topics(kafka, faust_topic_specs(settings, app))
     return app, stats
 
 
-def run_worker(settings: Settings, bootstrap: str) -> None:
+def run_worker(settings: Settings, kafka: KafkaConnection) -> None:
     """Run a worker in this process until SIGINT/SIGTERM (graceful: state flushed, offsets committed)."""
-    app, _ = build_worker_app(settings, bootstrap)
+    app, _ = build_worker_app(settings, kafka)
     worker = Worker(app, loglevel=settings.loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from agents.broker import die_with_parent, free_port
+from agents.connection import KafkaConnection
 
 
 def fetch_status(port: int) -> dict[str, Any] | None:
@@ -39,7 +40,7 @@ class WorkerProcess:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         inferences: Path,
         models: Path,
         app_id: str,
@@ -50,12 +51,13 @@ class WorkerProcess:
     ) -> None:
         self.web_port = free_port()
         self.args = [
-            sys.executable, "-m", "agents.cli", "worker", "--broker", bootstrap,
+            sys.executable, "-m", "agents.cli", "worker", "--broker", kafka.bootstrap,
             "--inferences", str(inferences), "--models", str(models), "--app-id", app_id,
             "--topic-prefix", topic_prefix, "--partitions", str(partitions),
             "--web-port", str(self.web_port), *extra_args,
         ]
         self.log_path = log_path
+        self.kafka_env = kafka.env()  # client properties reach the child as ASSETWATCH_KAFKA_*
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -64,7 +66,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.kafka_env, "PYTHONUNBUFFERED": "1"},
         )
         return self
 

@@ -21,15 +21,17 @@ from faust.worker import Worker
 from river import anomaly, preprocessing
 
 from agents.app import create_app
+from agents.broker import connect
+from agents.connection import KafkaConnection
 from agents.settings import Settings
 
 
 def build(
-    mode: str, bootstrap: str, topic: str, partitions: int, port: int, app_id: str
+    mode: str, kafka: KafkaConnection, topic: str, partitions: int, port: int, app_id: str
 ) -> faust.App:
     """The same app factory and settings as an assetwatch worker; only the agent differs."""
     settings = replace(Settings(), app_id=app_id, partitions=partitions, web_port=port)
-    app = create_app(settings, bootstrap)
+    app = create_app(settings, kafka)
     source = app.topic(topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
     counts = {"received": 0}
 
@@ -74,7 +76,8 @@ def build(
 
 def main() -> None:
     mode, bootstrap, topic, partitions, port, app_id = sys.argv[1:7]
-    app = build(mode, bootstrap, topic, int(partitions), int(port), app_id)
+    kafka = connect(Settings.from_env(os.environ, broker=bootstrap))
+    app = build(mode, kafka, topic, int(partitions), int(port), app_id)
     loglevel = os.environ.get("BENCH_LOGLEVEL", "warning")
     Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 

@@ -30,6 +30,7 @@ import orjson
 from confluent_kafka import Consumer
 
 from agents.broker import ensure_topics, free_port, resolved_broker
+from agents.connection import KafkaConnection
 from agents.kafka_io import make_producer, produce_readings, topic_reader
 from agents.model_store import ModelStore
 from agents.settings import Settings, TopicNames
@@ -68,8 +69,8 @@ FINALISED = ("scored", "warming_up", "late", "duplicate", "incomplete")
 
 
 class Bench:
-    def __init__(self, bootstrap: str, assets: int, workdir: Path) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, assets: int, workdir: Path) -> None:
+        self.kafka = kafka
         self.assets = [f"asset-{i:05d}" for i in range(assets)]
         self.workdir = workdir
         model = fit_model(training_rows(8, 2000, seed=3),
@@ -84,12 +85,12 @@ class Bench:
                                        "topic": settings.topics.telemetry,
                                        "sensitivity": sensitivity, "clock": "event",
                                        "idle_timeout_ms": 1_000}]))
-        ensure_topics(self.bootstrap, topic_specs(settings))
+        ensure_topics(self.kafka, topic_specs(settings))
         return settings, inf
 
     def preload(self, settings: Settings, points_per_asset: int, per_message: int) -> tuple[int, int]:
         fleet = generate_fleet(self.assets, points_per_asset, START_MS, 1000, seed=1)
-        producer = make_producer(self.bootstrap, **{"linger.ms": 20})
+        producer = make_producer(self.kafka, **{"linger.ms": 20})
         messages = produce_readings(producer, settings.topics.telemetry, fleet.readings, per_message)
         producer.flush(60)
         return len(fleet.readings), messages
@@ -131,7 +132,7 @@ class Bench:
         settings, inf = self.fresh()
         points, messages = self.preload(settings, points_per_asset, per_message)
         log = self.workdir / "worker.log"
-        w = WorkerProcess(self.bootstrap, inf, self.workdir / "models", settings.app_id,
+        w = WorkerProcess(self.kafka, inf, self.workdir / "models", settings.app_id,
                           settings.topics.prefix, PARTITIONS, log_path=log)
         with w:
             assert w.proc is not None
@@ -147,9 +148,9 @@ class Bench:
         log = self.workdir / f"{mode}.log"
         with open(log, "ab") as log_file:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.baselines", mode, self.bootstrap,
+                [sys.executable, "-m", "benchmarks.baselines", mode, self.kafka.bootstrap,
                  settings.topics.telemetry, str(PARTITIONS), str(port), settings.app_id],
-                stdout=log_file, stderr=log_file, cwd=REPO,
+                stdout=log_file, stderr=log_file, cwd=REPO, env={**os.environ, **self.kafka.env()},
             )
         try:
             label = "Faust empty agent (floor)" if mode == "empty" else "naive Faust + River HST"
@@ -162,7 +163,7 @@ class Bench:
 
     def run_latency(self, rate: float, seconds: float) -> dict[str, float]:
         settings, inf = self.fresh(sensitivity=100)
-        w = WorkerProcess(self.bootstrap, inf, self.workdir / "models", settings.app_id,
+        w = WorkerProcess(self.kafka, inf, self.workdir / "models", settings.app_id,
                           settings.topics.prefix, PARTITIONS, log_path=self.workdir / "lat.log")
         total = int(rate * seconds)
         per_asset = 40  # a full window (16) and then some, for every asset in the run
@@ -171,7 +172,7 @@ class Bench:
         produced: dict[tuple[str, int], float] = {}
         with w:
             w.wait_ready(60)
-            producer = make_producer(self.bootstrap, **{"linger.ms": 0})
+            producer = make_producer(self.kafka, **{"linger.ms": 0})
             t0 = time.monotonic()
             for i, r in enumerate(fleet.readings):
                 produce_readings(producer, settings.topics.telemetry, [r])
@@ -180,7 +181,7 @@ class Bench:
                 if ahead > 0:
                     time.sleep(ahead)  # pacing the load generator
             producer.flush(30)
-            consumer: Consumer = topic_reader(self.bootstrap, settings.topics.anomalies, PARTITIONS)
+            consumer: Consumer = topic_reader(self.kafka, settings.topics.anomalies, PARTITIONS)
             lat: list[float] = []
             deadline = time.monotonic() + 60
             warm = len(assets) * 16
@@ -216,8 +217,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = ap.parse_args()
     single_pts, batch_pts, naive_pts = (30, 300, 10) if not args.quick else (5, 50, 3)
-    with tempfile.TemporaryDirectory() as tmp, resolved_broker(args.broker) as bootstrap:
-        b = Bench(bootstrap, args.assets, Path(tmp))
+    settings = Settings.from_env(os.environ, broker=args.broker)
+    with tempfile.TemporaryDirectory() as tmp, resolved_broker(settings) as kafka:
+        b = Bench(kafka, args.assets, Path(tmp))
         results = [
             b.run_baseline("empty", single_pts, 1),
             b.run_assetwatch(single_pts, 1),

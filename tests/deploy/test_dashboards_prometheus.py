@@ -17,6 +17,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.connection import KafkaConnection
 from agents.hook_store import HookStore
 from agents.worker_process import WorkerProcess
 from streams.alerts import AlertConfig
@@ -111,7 +112,7 @@ def alerts_counted(w: WorkerProcess) -> dict[str, int]:
 def with_alerts_and_hooks(p: Pipeline, ops: Receiver, down: Receiver) -> None:
     """Register both webhooks on the hooks topic and declare the inference with a group-mode
     alert configuration notifying them (before the worker starts, as a deployment would)."""
-    store = HookStore(p.bootstrap, p.settings)
+    store = HookStore(p.kafka, p.settings)
     try:
         for name, receiver in zip(HOOKS, (ops, down), strict=True):
             store.publish(WebhookConfig(name, receiver.url, SECRET))
@@ -124,7 +125,7 @@ def with_alerts_and_hooks(p: Pipeline, ops: Receiver, down: Receiver) -> None:
 
 @pytest.fixture
 def scraped_pipeline(
-    kafka_bootstrap: str, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    kafka: KafkaConnection, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     start_prometheus: Callable[[dict[str, Any]], Prometheus],
 ) -> Iterator[Scraped]:
     """A worker that scored recent readings with a fault in them and delivered the alerts'
@@ -133,7 +134,7 @@ def scraped_pipeline(
     monkeypatch.setenv("ASSETWATCH_HOOK_BASE_DELAY_MS", "100")
     monkeypatch.setenv("ASSETWATCH_HOOK_MAX_DELAY_MS", "400")
     monkeypatch.setenv("ASSETWATCH_HOOK_MAX_ATTEMPTS", "2")
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     start_ms = time.time_ns() // 1_000_000 - 120 * INTERVAL_MS  # recent: realistic latencies
     fleet = generate_fleet(["m-1", "m-2"], 90, start_ms, INTERVAL_MS, seed=2,
                            faults=[Fault("m-2", "spike", 60, 3)])

@@ -15,6 +15,7 @@ from aiokafka import TopicPartition as AioTP
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from agents.broker import ensure_topics
+from agents.connection import KafkaConnection
 from agents.kafka_io import make_producer, poll_values, produce_readings, topic_reader
 from agents.model_store import ModelStore
 from agents.settings import Settings, TopicNames
@@ -56,7 +57,7 @@ OPEN: list[Pipeline] = []  # closed after each test by tests/integration/conftes
 
 @dataclass
 class Pipeline:
-    bootstrap: str
+    kafka: KafkaConnection
     settings: Settings
     workdir: Path
     model: Model
@@ -65,11 +66,12 @@ class Pipeline:
         default_factory=dict)
 
     @classmethod
-    def create(cls, bootstrap: str, name: str, workdir: Path, partitions: int = 4,
+    def create(cls, kafka: KafkaConnection, name: str, workdir: Path, partitions: int = 4,
                model: Model | None = None, models_dir: Path | None = None) -> Pipeline:
         """A pipeline scoring with ``model`` (saved to a fresh store), or with the model already
         in ``models_dir``."""
-        settings = replace(Settings(), broker=bootstrap, app_id=name, topics=TopicNames(name),
+        settings = replace(Settings(), broker=kafka.bootstrap, kafka_properties=kafka.properties,
+                           app_id=name, topics=TopicNames(name),
                            partitions=partitions, models_dir=models_dir or workdir / "models")
         if models_dir is not None:
             if model is None:
@@ -82,33 +84,33 @@ class Pipeline:
                                     topic=settings.topics.telemetry, clock="event",
                                     idle_timeout_ms=1_000)
         (workdir / "inferences.json").write_bytes(orjson.dumps([inference.to_dict()]))
-        ensure_topics(bootstrap, topic_specs(settings))
-        pipeline = cls(bootstrap, settings, workdir, model, inference)
+        ensure_topics(kafka, topic_specs(settings))
+        pipeline = cls(kafka, settings, workdir, model, inference)
         OPEN.append(pipeline)
         return pipeline
 
     def worker(self, log_name: str = "worker.log") -> WorkerProcess:
-        return WorkerProcess(self.bootstrap, self.workdir / "inferences.json",
+        return WorkerProcess(self.kafka, self.workdir / "inferences.json",
                              self.settings.models_dir, self.settings.app_id,
                              self.settings.topics.prefix, self.settings.partitions,
                              log_path=self.workdir / log_name)
 
     def send(self, readings: Sequence[Reading], per_message: int = 1) -> int:
-        producer = make_producer(self.bootstrap)
+        producer = make_producer(self.kafka)
         n = produce_readings(producer, self.settings.topics.telemetry, readings, per_message)
         assert producer.flush(10) == 0
         return n
 
     def send_from_gateway(self, readings: Sequence[Reading], per_message: int, key: bytes) -> None:
         """Batches of consecutive readings of several assets under one gateway key."""
-        producer = make_producer(self.bootstrap)
+        producer = make_producer(self.kafka)
         for i in range(0, len(readings), per_message):
             producer.produce(self.settings.topics.telemetry, key=key,
                              value=encode_telemetry(readings[i:i + per_message]))
         assert producer.flush(10) == 0
 
     def send_raw(self, items: Sequence[tuple[bytes | None, bytes]]) -> None:
-        producer = make_producer(self.bootstrap, **{"message.max.bytes": 10_000_000})
+        producer = make_producer(self.kafka, **{"message.max.bytes": 10_000_000})
         for key, value in items:
             producer.produce(self.settings.topics.telemetry, key=key, value=value)
         assert producer.flush(10) == 0
@@ -121,7 +123,7 @@ class Pipeline:
         """
         collector = self._collectors.get(topic)
         if collector is None:
-            consumer = topic_reader(self.bootstrap, topic, self.settings.partitions)
+            consumer = topic_reader(self.kafka, topic, self.settings.partitions)
             collector = self._collectors[topic] = (consumer, [])
         consumer, records = collector
         records.extend(poll_values(consumer, timeout_s))
@@ -206,10 +208,10 @@ def finalised(worker: WorkerProcess, n: int) -> Callable[[], bool]:
     return lambda: finalised_count(worker) >= n
 
 
-def end_offsets(bootstrap: str, topic: str, partitions: int, records: int) -> dict[int, int]:
+def end_offsets(kafka: KafkaConnection, topic: str, partitions: int, records: int) -> dict[int, int]:
     """Per partition of ``topic``, the offset after its last record, once all ``records`` are
     there (counted: the embedded broker's end offsets are not exact)."""
-    reader = topic_reader(bootstrap, topic, partitions)
+    reader = topic_reader(kafka, topic, partitions)
     ends: dict[int, int] = {}
     try:
         def all_read() -> bool:
@@ -230,13 +232,15 @@ class _AsFaust(RoundRobinPartitionAssignor):
     name = "faust"
 
 
-def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
+def commit_offsets(kafka: KafkaConnection, group: str, topic: str, offsets: dict[int, int]) -> None:
     """Join ``group`` as a consumer of ``topic`` and commit ``offsets`` (no worker may run)."""
 
     async def join_and_commit() -> dict[int, int]:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-            session_timeout_ms=2000, heartbeat_interval_ms=200,
+            topic, bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False,
+            # the tier's group timeouts: 2 s is below Apache Kafka's stock minimum (6 s)
+            session_timeout_ms=int(kafka.properties.get("session.timeout.ms", 2000)),
+            heartbeat_interval_ms=int(kafka.properties.get("heartbeat.interval.ms", 200)),
             partition_assignment_strategy=(_AsFaust,))
         await consumer.start()
         try:

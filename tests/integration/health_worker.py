@@ -11,6 +11,7 @@ import faust
 
 import agents.worker
 from agents.cli import main
+from agents.connection import KafkaConnection
 from agents.health import register_health_views, worker_readiness
 from agents.scoring_agent import PipelineStats
 from agents.settings import Settings
@@ -18,8 +19,8 @@ from agents.settings import Settings
 _build = agents.worker.build_worker_app
 
 
-def build_with_health(settings: Settings, bootstrap: str) -> tuple[faust.App, PipelineStats]:
-    app, stats = _build(settings, bootstrap)
+def build_with_health(settings: Settings, kafka: KafkaConnection) -> tuple[faust.App, PipelineStats]:
+    app, stats = _build(settings, kafka)
     register_health_views(app, worker_readiness(app, stats.ready_checks))
     return app, stats
 

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.connection import KafkaConnection
 from agents.hook_store import HookStore
 from agents.worker_process import WorkerProcess
 from streams.alerts import AlertConfig
@@ -47,7 +48,7 @@ def with_alerts_and_hook(p: Pipeline, hook: str) -> None:
 
 
 def register(p: Pipeline, hook: WebhookConfig) -> None:
-    store = HookStore(p.bootstrap, p.settings)
+    store = HookStore(p.kafka, p.settings)
     try:
         store.publish(hook)
     finally:
@@ -77,8 +78,8 @@ def alert_state(body: dict[str, Any]) -> AlertState:
 
 
 def test_the_engines_alerts_reach_a_signed_webhook_once_per_state(
-        kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+        kafka: KafkaConnection, unique: str, tmp_path: Path) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
     with_alerts_and_hook(p, "ops")
     readings = fleet().readings
     expected = p.expected_keys(readings)

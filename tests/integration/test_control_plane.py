@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from agents.connection import KafkaConnection
 from agents.control_client import ControlClient
 from agents.model_store import ModelStore
 from streams.model import ModelParams, fit_model
@@ -35,8 +36,8 @@ def now_ms() -> int:
 
 def cli(pipeline: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agents.cli", "inference", *args, "--broker", pipeline.bootstrap,
-         "--topic-prefix", pipeline.settings.topics.prefix],
+        [sys.executable, "-m", "agents.cli", "inference", *args, "--broker",
+         pipeline.kafka.bootstrap, "--topic-prefix", pipeline.settings.topics.prefix],
         capture_output=True, text=True, timeout=90, check=False)
 
 
@@ -47,12 +48,12 @@ def cli_json(pipeline: Pipeline, *args: str) -> Any:
 
 
 @pytest.fixture
-def pipeline(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Pipeline:
+def pipeline(kafka: KafkaConnection, unique: str, tmp_path: Path) -> Pipeline:
     """A deployment with a fast (100 ms) model in its store and no inference declared."""
     model = fit_model(training_rows(4, 1500, seed=11),
                       ModelParams(model_id="pumps", signals=SIGNALS, window_size=8,
                                   interval_ms=INTERVAL_MS))
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path, partitions=2, model=model)
+    p = Pipeline.create(kafka, unique, tmp_path, partitions=2, model=model)
     (tmp_path / "inferences.json").write_bytes(b"[]")
     return p
 
@@ -76,7 +77,7 @@ def state_of(client: ControlClient, name: str) -> Any:
 
 def test_a_scheduled_inference_scores_from_its_start_with_a_window_prefilled_from_history(
         pipeline: Pipeline) -> None:
-    client = ControlClient(pipeline.bootstrap, pipeline.settings)
+    client = ControlClient(pipeline.kafka, pipeline.settings)
     with pipeline.worker() as w:
         w.wait_ready(60)
         start = (now_ms() // 1000 + 3) * 1000  # a whole second, 2-3 s ahead
@@ -110,7 +111,7 @@ def test_a_scheduled_inference_scores_from_its_start_with_a_window_prefilled_fro
 
 def test_pause_restart_and_delete_move_the_status_and_report_the_paused_period_as_a_gap(
         pipeline: Pipeline) -> None:
-    client = ControlClient(pipeline.bootstrap, pipeline.settings)
+    client = ControlClient(pipeline.kafka, pipeline.settings)
     topic = pipeline.settings.topics.telemetry
     with pipeline.worker() as w:
         w.wait_ready(60)
@@ -171,7 +172,7 @@ def test_scheduling_is_validated_and_every_failure_has_a_readable_reason(pipelin
 
 def test_update_model_and_a_failing_inference_system_paused_while_another_keeps_scoring(
         pipeline: Pipeline) -> None:
-    client = ControlClient(pipeline.bootstrap, pipeline.settings)
+    client = ControlClient(pipeline.kafka, pipeline.settings)
     topic = pipeline.settings.topics.telemetry
     store = ModelStore(pipeline.settings.models_dir)
     v2 = fit_model(training_rows(4, 1500, seed=12),

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from agents.connection import KafkaConnection
 from agents.demo import DemoOptions, run_demo
 from agents.settings import Settings
 
@@ -15,10 +16,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_demo_catches_and_alerts_on_every_injected_fault_and_says_so(
-    kafka_bootstrap: str,
+    kafka: KafkaConnection,
 ) -> None:
     out = io.StringIO()
-    ok = run_demo(replace(Settings(), broker=kafka_bootstrap),
+    ok = run_demo(replace(Settings(), broker=kafka.bootstrap, kafka_properties=kafka.properties),
                   DemoOptions(assets=4, points=600, rate=3000), out)
     text = out.getvalue()
     assert ok, text

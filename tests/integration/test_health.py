@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from agents.connection import KafkaConnection
 from agents.health import Readiness, worker_readiness
 from agents.worker_process import WorkerProcess
 from tests.integration.harness import Pipeline, wait_for
@@ -36,9 +37,9 @@ def health_worker(p: Pipeline) -> WorkerProcess:
 
 @pytest.mark.integration
 def test_a_worker_is_live_at_once_and_ready_once_its_partitions_are_recovered(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     with health_worker(p) as w:
         answers: list[tuple[int, dict[str, Any]]] = []
 

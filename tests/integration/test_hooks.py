@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agents.broker import ensure_topics
+from agents.connection import KafkaConnection
 from agents.hook_store import HookStore
 from agents.kafka_io import make_producer, poll_values, topic_reader
 from agents.settings import Settings, TopicNames
@@ -44,12 +45,12 @@ def alert(n: int, state: str = "open") -> Alert:
 
 @dataclass
 class Deployment:
-    bootstrap: str
+    kafka: KafkaConnection
     settings: Settings
     workdir: Path
 
     def publish_hooks(self, *hooks: HookConfig) -> None:
-        store = HookStore(self.bootstrap, self.settings)
+        store = HookStore(self.kafka, self.settings)
         try:
             for h in hooks:
                 store.publish(h)
@@ -60,30 +61,30 @@ class Deployment:
         self.send_raw([(a.alert_id.encode(), encode_notification(a, hooks)) for a in alerts])
 
     def send_raw(self, items: Sequence[tuple[bytes, bytes]]) -> None:
-        producer = make_producer(self.bootstrap)
+        producer = make_producer(self.kafka)
         for key, value in items:
             producer.produce(self.settings.topics.notifications, key=key, value=value)
         assert producer.flush(10) == 0
 
     def worker(self, name: str = "worker.log") -> WorkerProcess:
         (self.workdir / "inferences.json").write_text("[]")
-        w = WorkerProcess(self.bootstrap, self.workdir / "inferences.json", self.workdir / "models",
+        w = WorkerProcess(self.kafka, self.workdir / "inferences.json", self.workdir / "models",
                           self.settings.app_id, self.settings.topics.prefix, PARTITIONS,
                           log_path=self.workdir / name)
         return w
 
 
 @pytest.fixture
-def deployment(kafka_bootstrap: str, unique: str, tmp_path: Path,
+def deployment(kafka: KafkaConnection, unique: str, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Deployment:
     # short back-off for tests; the worker child inherits the environment
     monkeypatch.setenv("ASSETWATCH_HOOK_BASE_DELAY_MS", "100")
     monkeypatch.setenv("ASSETWATCH_HOOK_MAX_DELAY_MS", "400")
     monkeypatch.setenv("ASSETWATCH_HOOK_MAX_ATTEMPTS", "4")
-    settings = replace(Settings(), broker=kafka_bootstrap, app_id=unique, topics=TopicNames(unique),
-                       partitions=PARTITIONS)
-    ensure_topics(kafka_bootstrap, topic_specs(settings))
-    return Deployment(kafka_bootstrap, settings, tmp_path)
+    settings = replace(Settings(), broker=kafka.bootstrap, kafka_properties=kafka.properties,
+                       app_id=unique, topics=TopicNames(unique), partitions=PARTITIONS)
+    ensure_topics(kafka, topic_specs(settings))
+    return Deployment(kafka, settings, tmp_path)
 
 
 def hooks_status(w: WorkerProcess) -> dict[str, Any] | None:
@@ -198,8 +199,8 @@ def test_a_notification_the_groups_offset_skipped_is_still_delivered(
             wait_for(lambda: counts(w).get("delivered") == 1, 30, "the first delivery")
         skipped = [alert(21), alert(22)]
         deployment.notify(skipped, ["ops"])
-        commit_offsets(deployment.bootstrap, deployment.settings.app_id, topic,
-                       end_offsets(deployment.bootstrap, topic, PARTITIONS, 3))
+        commit_offsets(deployment.kafka, deployment.settings.app_id, topic,
+                       end_offsets(deployment.kafka, topic, PARTITIONS, 3))
         with deployment.worker("second.log") as w2:
             ready_with_hooks(w2, {"ops"})
             # a hole shows when the live stream goes on past it: 23 and 24 follow 22 and 21
@@ -219,7 +220,7 @@ def test_failed_deliveries_are_dead_lettered_with_their_reason(deployment: Deplo
         deployment.publish_hooks(
             WebhookConfig("broken", broken.url, SECRET, headers={"Authorization": "Bearer tok-123"}),
             WebhookConfig("gone", gone.url, SECRET))
-        reader = topic_reader(deployment.bootstrap, topic, 1)
+        reader = topic_reader(deployment.kafka, topic, 1)
         try:
             with deployment.worker() as w:
                 ready_with_hooks(w, {"broken", "gone"})

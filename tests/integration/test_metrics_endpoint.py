@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.connection import KafkaConnection
 from streams.simulate import generate_fleet
 from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, received, wait_for
 
@@ -23,9 +24,9 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_move_with_the_stream_and_match_the_status_counts(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = generate_fleet(["m-1", "m-2"], 60, START_MS, INTERVAL_MS, seed=2).readings
     with p.worker() as w:
         w.wait_ready(60)

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from agents.connection import KafkaConnection
 from streams.simulate import Fault, generate_fleet
 from tests.integration.harness import (
     INTERVAL_MS,
@@ -35,9 +36,9 @@ def fleet(points: int = 160):  # type: ignore[no-untyped-def]
 
 
 def test_clean_run_publishes_exactly_the_expected_anomaly_keys(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings
     expected = p.expected_keys(readings)
     assert f"inf/pump-b/{START_MS + 60 * INTERVAL_MS}" in expected  # the spike is an anomaly
@@ -45,9 +46,9 @@ def test_clean_run_publishes_exactly_the_expected_anomaly_keys(
 
 
 def test_batched_and_single_messages_score_identically(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings
     expected = p.expected_keys(readings, per_message=1)
     assert p.expected_keys(readings, per_message=25) == expected
@@ -55,9 +56,9 @@ def test_batched_and_single_messages_score_identically(
 
 
 def test_gateway_batches_of_many_assets_are_scored_at_each_assets_home(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings  # interleaved: one reading of each asset per instant
     expected = p.expected_keys(readings)
     with p.worker() as w:
@@ -82,9 +83,9 @@ BAD_INPUTS = [
 
 
 def test_malformed_input_goes_to_the_dead_letter_topic_while_scoring_continues(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings
     half = len(readings) // 2
     expected = p.expected_keys(readings)
@@ -116,9 +117,9 @@ def test_malformed_input_goes_to_the_dead_letter_topic_while_scoring_continues(
 
 
 def test_restarted_worker_keeps_its_windows_and_publishes_no_duplicate_keys(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings
     # restart just before the spike: only kept windows let the worker score it at once
     cut = next(i for i, r in enumerate(readings) if r.ts_ms == START_MS + 58 * INTERVAL_MS)
@@ -147,9 +148,9 @@ def test_restarted_worker_keeps_its_windows_and_publishes_no_duplicate_keys(
 
 
 def test_missing_data_beyond_the_fill_limit_is_put_on_the_events_topic_as_a_gap(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     hole = range(START_MS + 100 * INTERVAL_MS, START_MS + 120 * INTERVAL_MS)  # 20 > 5 fillable
     readings = [r for r in fleet().readings if not (r.asset_id == "pump-a" and r.ts_ms in hole)]
     with p.worker() as w:

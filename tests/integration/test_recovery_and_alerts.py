@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from agents.connection import KafkaConnection
 from streams.alerts import AlertConfig
 from streams.codec import loads
 from tests.integration.harness import (
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_worker_killed_mid_stream_recovers_and_skips_no_point(
-        kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+        kafka: KafkaConnection, unique: str, tmp_path: Path) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings
     expected = p.expected_keys(readings)
     cut = len(readings) * 2 // 3
@@ -55,10 +56,10 @@ def test_a_worker_killed_mid_stream_recovers_and_skips_no_point(
 
 
 def test_a_commit_past_the_stored_state_skips_no_point(
-        kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
+        kafka: KafkaConnection, unique: str, tmp_path: Path) -> None:
     """The group's committed offset says points are done that no stored state took: the next
     worker reads them from the broker before its live stream (streams/checkpoint.py)."""
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+    p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings
     expected = p.expected_keys(readings)
     head = [r for r in readings if r.ts_ms < START_MS + 40 * INTERVAL_MS]
@@ -73,8 +74,8 @@ def test_a_commit_past_the_stored_state_skips_no_point(
         wait_for(finalised(first, len(head)), 60, "the head scored")
     p.send(middle)  # no worker runs; then the group's offset is moved past them
     telemetry = p.settings.topics.telemetry
-    commit_offsets(p.bootstrap, p.settings.app_id, telemetry,
-                   end_offsets(p.bootstrap, telemetry, p.settings.partitions, len(head) + len(middle)))
+    commit_offsets(p.kafka, p.settings.app_id, telemetry,
+                   end_offsets(p.kafka, telemetry, p.settings.partitions, len(head) + len(middle)))
     with p.worker("second.log") as second:
         second.wait_ready(60)
         p.send(tail)
@@ -92,8 +93,8 @@ def test_a_commit_past_the_stored_state_skips_no_point(
 @pytest.mark.parametrize(("mode", "notifying"), [("group", ["open", "resolved"]),
                                                   ("each", ["single"])])
 def test_alerts_are_published_beside_the_anomalies(
-        kafka_bootstrap: str, unique: str, tmp_path: Path, mode: str, notifying: list[str]) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+        kafka: KafkaConnection, unique: str, tmp_path: Path, mode: str, notifying: list[str]) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
     alert = AlertConfig("high", correlation_points=3, mode=mode)  # type: ignore[arg-type]
     p.inference = replace(p.inference, alerts=(alert,))
     (tmp_path / "inferences.json").write_bytes(orjson.dumps([p.inference.to_dict()]))
@@ -116,8 +117,8 @@ def test_alerts_are_published_beside_the_anomalies(
 
 
 def test_inference_scope_alerts_group_the_anomalies_of_all_assets(
-        kafka_bootstrap: str, unique: str, tmp_path: Path) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path)
+        kafka: KafkaConnection, unique: str, tmp_path: Path) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
     plant = AlertConfig("plant", correlation_points=30, scope="inference")
     p.inference = replace(p.inference, alerts=(plant,))
     (tmp_path / "inferences.json").write_bytes(orjson.dumps([p.inference.to_dict()]))

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from agents.cli import cli
+from agents.connection import KafkaConnection
 from agents.model_store import ModelRecord
 from agents.registry import Registry
 from agents.settings import Settings, TopicNames
@@ -42,7 +43,7 @@ def read_until(registry: Registry, key: str, status: ModelStatus, timeout_s: flo
 
 
 def test_a_model_trained_with_a_broker_is_in_the_registry_and_listed(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka_bootstrap: str, kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
     runner = CliRunner(env={"ASSETWATCH_BROKER": None, "ASSETWATCH_MODELS_DIR": None,
                             "ASSETWATCH_TOPIC_PREFIX": None})
@@ -58,7 +59,7 @@ def test_a_model_trained_with_a_broker_is_in_the_registry_and_listed(
                                  "--models", str(tmp_path / "a"), *common])
     assert failed.exit_code == 2
 
-    registry = Registry(kafka_bootstrap, Settings(topics=TopicNames(unique)))
+    registry = Registry(kafka, Settings(topics=TopicNames(unique)))
     record = read_until(registry, "pump/1", ModelStatus.COMPLETED)
     assert record.signals == SIGNALS and record.content_hash
     assert read_until(registry, "pump/2", ModelStatus.FAILED).reason == "empty file: no header and no data"
@@ -76,5 +77,5 @@ def test_a_model_trained_with_a_broker_is_in_the_registry_and_listed(
     assert alone.stdout.strip() == "no models"
 
 
-def test_reading_an_empty_registry_returns_nothing(kafka_bootstrap: str, unique: str) -> None:
-    assert Registry(kafka_bootstrap, Settings(topics=TopicNames(unique))).read() == {}
+def test_reading_an_empty_registry_returns_nothing(kafka: KafkaConnection, unique: str) -> None:
+    assert Registry(kafka, Settings(topics=TopicNames(unique))).read() == {}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.connection import KafkaConnection
 from streams.simulate import Fault, generate_fleet
 from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, wait_for
 
@@ -16,9 +17,9 @@ ASSETS = [f"pump-{i}" for i in range(8)]
 
 
 def test_two_workers_split_the_partitions_and_publish_what_one_worker_would(
-    kafka_bootstrap: str, unique: str, tmp_path: Path
+    kafka: KafkaConnection, unique: str, tmp_path: Path
 ) -> None:
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path, partitions=4)
+    p = Pipeline.create(kafka, unique, tmp_path, partitions=4)
     readings = generate_fleet(ASSETS, 120, START_MS, INTERVAL_MS, seed=8, faults=[
         Fault("pump-1", "spike", 60, 2), Fault("pump-6", "stuck", 50, 40)]).readings
     expected = p.expected_keys(readings)

@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from agents.broker import TopicSpec, ensure_topics
+from agents.connection import KafkaConnection
 from agents.kafka_io import make_producer
 from agents.settings import TopicNames
 from agents.tail_cli import tail
@@ -32,13 +33,13 @@ ALERTS = [
 
 
 @pytest.fixture
-def deployment(kafka_bootstrap: str, unique: str) -> TopicNames:
+def deployment(kafka: KafkaConnection, unique: str) -> TopicNames:
     """Anomalies (with one unreadable record among them), alerts and a dead letter on the broker."""
     topics = TopicNames(unique)
     alerts_topic = f"{unique}.alerts"
-    ensure_topics(kafka_bootstrap, [TopicSpec(topics.anomalies, 2), TopicSpec(alerts_topic, 2),
+    ensure_topics(kafka, [TopicSpec(topics.anomalies, 2), TopicSpec(alerts_topic, 2),
                                     TopicSpec(topics.dead_letter, 2)])
-    producer = make_producer(kafka_bootstrap)
+    producer = make_producer(kafka)
     for a in ANOMALIES[:2]:
         producer.produce(topics.anomalies, key=a.key.encode(), value=encode_anomaly(a))
     producer.produce(topics.anomalies, key=b"junk", value=b"not json")

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from agents.cli import cli
+from agents.connection import KafkaConnection
 from agents.model_store import ModelStore
 from streams.simulate import SIGNALS, Fault, generate_fleet, training_rows
 from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline
@@ -34,7 +35,7 @@ def write_json(path: Path, rows: np.ndarray) -> None:
 
 @pytest.mark.parametrize(("fmt", "writer"), [("csv", write_csv), ("json", write_json)])
 def test_a_model_trained_from_a_file_scores_the_stream_end_to_end(
-    kafka_bootstrap: str, unique: str, tmp_path: Path, fmt: str, writer: object
+    kafka: KafkaConnection, unique: str, tmp_path: Path, fmt: str, writer: object
 ) -> None:
     data = tmp_path / f"train.{fmt}"
     writer(data, training_rows(1, 3000, seed=21))  # type: ignore[operator]
@@ -46,7 +47,7 @@ def test_a_model_trained_from_a_file_scores_the_stream_end_to_end(
     assert "pumps/1: completed" in result.output
     model = ModelStore(models).load("pumps")
 
-    p = Pipeline.create(kafka_bootstrap, unique, tmp_path, model=model, models_dir=models)
+    p = Pipeline.create(kafka, unique, tmp_path, model=model, models_dir=models)
     readings = generate_fleet(["pump-x", "pump-y"], 120, START_MS, INTERVAL_MS, seed=4,
                               faults=[Fault("pump-y", "spike", 70, 2)]).readings
     expected = p.expected_keys(readings)
