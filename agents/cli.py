@@ -81,19 +81,37 @@ def worker(broker: str | None, **options: object) -> None:
 
 @cli.command()
 @click.option("--port", type=int, default=None, help="Port to listen on (default: a free one).")
-def broker(port: int | None) -> None:
-    """Run the embedded broker alone (for producers and workers started by hand)."""
+@click.option("--apache-kafka", is_flag=True,
+              help="Run Apache Kafka (KRaft, from Maven Central's jars; needs Java and Maven) "
+                   "instead of the embedded broker (docs/apache-kafka.md).")
+def broker(port: int | None, apache_kafka: bool) -> None:
+    """Run a broker alone (for producers and workers started by hand)."""
+    from agents.apache_kafka import ApacheKafka, kafka_jars, kafka_version
     from agents.broker import EmbeddedBroker
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with EmbeddedBroker(port=port) as b:
-        click.echo(f"embedded broker listening at {b.bootstrap} (memory storage); Ctrl-C stops it")
-        try:
-            while b.running and not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
+    server: EmbeddedBroker | ApacheKafka
+    if apache_kafka:
+        if port is not None:
+            raise click.UsageError("--port is for the embedded broker; Apache Kafka takes free ports")
+        jars = kafka_jars()
+        if jars is None:
+            raise BrokerError("Apache Kafka's jars are not cached and Maven (mvn) is not on PATH")
+        server = ApacheKafka(jars).start()
+        what = (f"Apache Kafka {kafka_version()} (KRaft, one node, temporary storage) listening "
+                f"at {server.listeners['plaintext']}")
+    else:
+        server = EmbeddedBroker(port=port).start()
+        what = f"embedded broker (memory storage) listening at {server.bootstrap}"
+    try:
+        click.echo(f"{what}; Ctrl-C stops it")
+        while server.running and not stop.wait(0.5):
             pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 @cli.command()

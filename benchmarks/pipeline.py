@@ -1,6 +1,8 @@
 """End-to-end benchmark: assetwatch beside Faust's floor and a naive Faust + River pipeline.
 
-Run: ``python -m benchmarks.pipeline [--broker HOST:PORT] [--assets 1000] [--quick]``.
+Run: ``python -m benchmarks.pipeline [--broker HOST:PORT | --apache-kafka] [--assets 1000] [--quick]``
+(the embedded broker by default; ``--apache-kafka`` starts Apache Kafka from its jars,
+docs/apache-kafka.md).
 
 Throughput runs pre-load a fresh topic, then start the worker and time it from the first
 message it reports received to the last (catch-up mode). The latency run feeds a fresh
@@ -12,6 +14,7 @@ memory is the worker process's VmHWM. Results print as a Markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import subprocess
@@ -29,6 +32,7 @@ import numpy as np
 import orjson
 from confluent_kafka import Consumer
 
+from agents.apache_kafka import ApacheKafka, kafka_jars, kafka_version
 from agents.broker import ensure_topics, free_port, resolved_broker
 from agents.connection import KafkaConnection
 from agents.kafka_io import make_producer, produce_readings, topic_reader
@@ -214,8 +218,34 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--broker", default=os.environ.get("ASSETWATCH_BROKER"))
     ap.add_argument("--assets", type=int, default=1000)
+    ap.add_argument("--apache-kafka", action="store_true",
+                    help="run on Apache Kafka started from Maven Central's jars (needs Java, Maven)")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.apache_kafka:
+            jars = kafka_jars()
+            if jars is None:
+                raise SystemExit("--apache-kafka: Apache Kafka's jars are not cached and mvn is missing")
+            args.broker = stack.enter_context(ApacheKafka(jars)).listeners["plaintext"]
+        broker_name = (f"Apache Kafka {kafka_version()} (jars, KRaft, one node)" if args.apache_kafka
+                       else f"the cluster at {args.broker}" if args.broker else "the embedded broker (Tansu)")
+        results, latency = run_all(args)
+    print(f"\nassetwatch benchmark, {time.strftime('%Y-%m-%d')}, {machine()}")
+    print(f"on {broker_name}; {args.assets} assets, 4 signals, {PARTITIONS} partitions\n")
+    print("| pipeline | points | messages | seconds | points/s | peak RSS (MB) |")
+    print("|---|--:|--:|--:|--:|--:|")
+    for r in results:
+        print(f"| {r.name} | {r.points:,} | {r.messages:,} | {r.seconds:.2f} | {r.rate:,.0f} | "
+              f"{r.peak_rss_mb:.0f} |")
+    print(f"\nlatency (produced → anomaly published), one reading per message at "
+          f"{latency['rate']:,.0f} points/s (half the sustained rate), {latency['points']:.0f} points "
+          f"of {latency['assets']:.0f} assets: "
+          f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, max {latency['max']:.1f} ms")
+
+
+def run_all(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]:
+    """Every throughput run, then the latency run at half the sustained single-reading rate."""
     single_pts, batch_pts, naive_pts = (30, 300, 10) if not args.quick else (5, 50, 3)
     settings = Settings.from_env(os.environ, broker=args.broker)
     with tempfile.TemporaryDirectory() as tmp, resolved_broker(settings) as kafka:
@@ -229,17 +259,7 @@ def main() -> None:
         ]
         sustained = results[1].rate
         latency = b.run_latency(rate=max(sustained / 2, 50), seconds=10 if not args.quick else 3)
-    print(f"\nassetwatch benchmark, {time.strftime('%Y-%m-%d')}, {machine()}")
-    print(f"embedded broker unless --broker; {args.assets} assets, 4 signals, {PARTITIONS} partitions\n")
-    print("| pipeline | points | messages | seconds | points/s | peak RSS (MB) |")
-    print("|---|--:|--:|--:|--:|--:|")
-    for r in results:
-        print(f"| {r.name} | {r.points:,} | {r.messages:,} | {r.seconds:.2f} | {r.rate:,.0f} | "
-              f"{r.peak_rss_mb:.0f} |")
-    print(f"\nlatency (produced → anomaly published), one reading per message at "
-          f"{latency['rate']:,.0f} points/s (half the sustained rate), {latency['points']:.0f} points "
-          f"of {latency['assets']:.0f} assets: "
-          f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, max {latency['max']:.1f} ms")
+    return results, latency
 
 
 if __name__ == "__main__":

@@ -95,9 +95,18 @@ def broker_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerTier
         yield _announce(BrokerTier("embedded broker (Tansu)", broker.connection))
 
 
+TIERS_USED: list[str] = []
+
+
 def _announce(tier: BrokerTier) -> BrokerTier:
-    print(f"\n[assetwatch tests] broker tier: {tier.name} at {tier.kafka.bootstrap}", flush=True)
+    TIERS_USED.append(f"{tier.name} at {tier.kafka.bootstrap}")
     return tier
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which broker the broker tests ran on (CI runs the suite on two)."""
+    for used in TIERS_USED:
+        terminalreporter.write_line(f"assetwatch broker tests ran on: {used}")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -13,7 +14,9 @@ import orjson
 import pytest
 import yaml
 
+from agents.apache_kafka import SHARED_SERVER_PROPERTIES, kafka_version
 from agents.cli import cli
+from agents.connection import read_properties_file
 from agents.settings import TopicNames
 from streams.inference import InferenceConfig
 from tests.deploy.conftest import DEPLOY, REPO
@@ -77,10 +80,34 @@ def test_kafka_runs_in_kraft_mode_with_listeners_for_the_compose_network_and_the
     assert f"{host_port}:{host_port}" in kafka["ports"]
 
 
+def test_kafka_has_a_valid_kraft_cluster_id_and_the_tested_broker_settings(
+    compose: dict[str, Any]
+) -> None:
+    kafka = compose["services"]["kafka"]
+    env = environment(kafka)
+    # KRaft formats its storage only with 16 bytes in URL-safe base64 (22 characters)
+    cluster_id = interpolate(env["CLUSTER_ID"])
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16 and len(cluster_id) == 22
+    # the image runs the version the Apache Kafka test tier runs, with the same settings file
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    mounts = {interpolate(v).split(":")[1]: interpolate(v).split(":")[0] for v in kafka["volumes"]}
+    shared = mounts["/mnt/shared/config/server.properties"]
+    assert (COMPOSE.parent / shared).resolve() == SHARED_SERVER_PROPERTIES
+    # an environment variable would override the file: none may say otherwise than the file
+    settings = read_properties_file(SHARED_SERVER_PROPERTIES)
+    from_env = {k[len("KAFKA_"):].lower().replace("_", "."): v for k, v in env.items()
+                if k.startswith("KAFKA_")}
+    assert not set(settings) & set(from_env), set(settings) & set(from_env)
+    assert settings["auto.create.topics.enable"] == "false"  # workers create their topics
+    # the data volume is where the broker writes its log
+    assert from_env["log.dirs"] in mounts and mounts[from_env["log.dirs"]] == "kafka-data"
+
+
 def test_the_worker_command_is_the_real_cli_and_scales(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     params = worker_params(compose)
-    assert params["one_record_per_batch"] is False  # a real Kafka: normal produce batches
+    # chosen by the kind of broker: normal produce batches on Apache Kafka
+    assert params["one_record_per_batch"] is None
     assert params["partitions"] >= 1
     # scalable: no fixed name, no host port
     assert "container_name" not in worker and "ports" not in worker
