@@ -61,6 +61,11 @@ def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
     return faust.App(settings.app_id, **conf)
 
 
+def session_timeout_ms(app: faust.App) -> int:
+    """The consumer-group session the app's consumer asks for."""
+    return int(app.conf.broker_session_timeout * 1000)
+
+
 def one_record_per_batch(settings: Settings, kafka: KafkaConnection) -> bool:
     """Whether producers send one record per batch: as set, else on the embedded broker only."""
     return settings.one_record_per_batch if settings.one_record_per_batch is not None else kafka.embedded

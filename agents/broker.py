@@ -253,6 +253,31 @@ def connect(settings: Settings) -> KafkaConnection:
     return replace(kafka, embedded=cluster_id == TANSU_CLUSTER_ID)
 
 
+def check_session_timeout(kafka: KafkaConnection, session_timeout_ms: int, timeout_s: float = 15.0) -> None:
+    """Refuse, with the bounds, a consumer-group session the cluster would refuse: aiokafka
+    takes the broker's ``INVALID_SESSION_TIMEOUT`` as fatal and the worker would wait for
+    ever. A broker that lists no configuration (the embedded one) is not checked."""
+    admin = AdminClient(kafka.client_config())
+    brokers = admin.list_topics(timeout=timeout_s).brokers
+    if not brokers:
+        return
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+    try:
+        (fut,) = admin.describe_configs([resource], request_timeout=timeout_s).values()
+        entries = fut.result(timeout=timeout_s)
+    except Exception:  # not allowed to read broker configs (ACLs), or not supported
+        return
+    low, high = (entries.get(f"group.{b}.session.timeout.ms") for b in ("min", "max"))
+    if low is not None and low.value and session_timeout_ms < int(low.value):
+        raise BrokerError(f"session.timeout.ms {session_timeout_ms} is below the cluster's "
+                          f"group.min.session.timeout.ms ({low.value}): raise it with "
+                          f"-X session.timeout.ms=…")
+    if high is not None and high.value and session_timeout_ms > int(high.value):
+        raise BrokerError(f"session.timeout.ms {session_timeout_ms} is above the cluster's "
+                          f"group.max.session.timeout.ms ({high.value}): lower it with "
+                          f"-X session.timeout.ms=…")
+
+
 @contextlib.contextmanager
 def resolved_broker(settings: Settings, say: bool = True) -> Iterator[KafkaConnection]:
     """Yield the cluster to use: ``settings.broker`` with the client properties, or an embedded

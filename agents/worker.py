@@ -13,8 +13,8 @@ import faust
 import orjson
 from faust.worker import Worker
 
-from agents.app import create_app
-from agents.broker import ensure_topics
+from agents.app import create_app, session_timeout_ms
+from agents.broker import check_session_timeout, ensure_topics
 from agents.connection import KafkaConnection
 from agents.control_agent import InferenceSync, StoreCatalog, decode_state, register_controller
 from agents.control_api import register_control_api
@@ -142,6 +142,7 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
     cast(Any, app.on_partitions_revoked).connect(on_revoked)
     # Faust's own topics (changelogs, the assignor's) with the deployment's replication
     ensure_topics(kafka, faust_topic_specs(settings, app))
+    check_session_timeout(kafka, session_timeout_ms(app))
     return app, stats
 
 

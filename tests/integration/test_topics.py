@@ -3,6 +3,8 @@ compaction, and a worker that joins with Apache Kafka's stock group settings."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -148,3 +150,22 @@ def test_a_worker_with_the_clusters_stock_group_settings_joins_and_scores(
     readings = fleet().readings
     expected = p.expected_keys(readings)
     assert sorted(set(p.scored_keys(readings, expected))) == sorted(expected)
+
+
+def test_a_session_timeout_the_cluster_refuses_is_one_clear_line(
+    broker_tier: BrokerTier, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    if broker_tier.apache is None and "testcontainers" not in broker_tier.name:
+        pytest.skip("the embedded broker lists no broker configuration to check against")
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "-X", "session.timeout.ms=2000", "worker",
+         "--broker", kafka_bootstrap, "--models", str(tmp_path), "--topic-prefix", "t-refused",
+         "--app-id", "t-refused", "--partitions", "1"],
+        capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 2, done.stderr
+    assert time.monotonic() - started < 60
+    errors = [line for line in done.stderr.splitlines() if line.startswith("assetwatch: error:")]
+    assert errors == ["assetwatch: error: session.timeout.ms 2000 is below the cluster's "
+                      "group.min.session.timeout.ms (6000): raise it with -X session.timeout.ms=…"]
+    assert "Traceback" not in done.stderr
