@@ -46,6 +46,10 @@ def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Faust's own views would show every table's contents (per-asset state, the hook
+        # outbox) and the partition map to anyone who reaches the port: off
+        web_tables_enabled=False,
+        web_router_enabled=False,
     )
     if settings.fast_group if settings.fast_group is not None else kafka.embedded:
         conf.update(

@@ -142,6 +142,16 @@ def test_prometheus_accepts_the_config() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_grafana_has_no_default_password_and_no_anonymous_access(compose: dict[str, Any]) -> None:
+    env = environment(compose["services"]["grafana"])
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    password = env["GF_SECURITY_ADMIN_PASSWORD"]
+    # ${VAR:?message}: compose refuses to start while the variable is unset
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), password
+    for service in compose["services"].values():
+        assert not any(":-" in v and "PASSWORD" in k for k, v in environment(service).items())
+
+
 def test_grafana_provisions_the_datasource_the_dashboards_use(compose: dict[str, Any]) -> None:
     grafana = compose["services"]["grafana"]
     mounts = {v.split(":")[1]: (COMPOSE.parent / v.split(":")[0]).resolve()

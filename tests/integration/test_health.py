@@ -29,6 +29,17 @@ def get(port: int, path: str) -> tuple[int, dict[str, Any]] | None:
         return None
 
 
+def http_status(port: int, path: str) -> int | None:
+    """The HTTP status of a GET on the worker, whatever its body; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1.0) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return None
+
+
 def health_worker(p: Pipeline) -> WorkerProcess:
     w = p.worker()
     w.args[1:4] = ["-m", "tests.integration.health_worker", "worker"]
@@ -51,6 +62,9 @@ def test_a_worker_is_live_at_once_and_ready_once_its_partitions_are_recovered(
 
         wait_for(ready, 60, "/readyz to answer 200")
         assert get(w.web_port, "/healthz") == (200, {"status": "ok"})
+        # Faust's own views of table contents and of the partition map are not served
+        for faust_view in ("/table/", "/table/asset-state/", "/router/"):
+            assert http_status(w.web_port, faust_view) == 404, faust_view
         status = w.status()
     assert status is not None and status["ready"]
     assert sorted(status["assigned_partitions"]) == list(range(p.settings.partitions))
