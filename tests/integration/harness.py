@@ -89,11 +89,11 @@ class Pipeline:
         OPEN.append(pipeline)
         return pipeline
 
-    def worker(self, log_name: str = "worker.log") -> WorkerProcess:
+    def worker(self, log_name: str = "worker.log", extra_args: Sequence[str] = ()) -> WorkerProcess:
         return WorkerProcess(self.kafka, self.workdir / "inferences.json",
                              self.settings.models_dir, self.settings.app_id,
                              self.settings.topics.prefix, self.settings.partitions,
-                             log_path=self.workdir / log_name)
+                             extra_args=extra_args, log_path=self.workdir / log_name)
 
     def send(self, readings: Sequence[Reading], per_message: int = 1) -> int:
         producer = make_producer(self.kafka)

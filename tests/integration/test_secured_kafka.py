@@ -66,7 +66,7 @@ def scores_end_to_end_without_leaking(kafka: KafkaConnection, unique: str, tmp_p
     p = Pipeline.create(kafka, unique, tmp_path)
     readings = fleet().readings
     expected = p.expected_keys(readings)
-    with p.worker() as w:
+    with p.worker(extra_args=["--loglevel", "info"]) as w:  # the most it logs by default
         w.wait_ready(90)
         p.send(readings)
         keys = p.wait_for_anomalies(expected, 60)
@@ -78,6 +78,7 @@ def scores_end_to_end_without_leaking(kafka: KafkaConnection, unique: str, tmp_p
     status_records = b"".join(v or b"" for _, v in p.read(p.settings.topics.inference_status, 2.0))
     assert status_records  # the inference's state was published, and read back over the listener
     worker_log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert "INFO" in worker_log  # the log the secrets are looked for in is there
     for secret in secrets_of(kafka):
         for where, text in (("worker log", worker_log), ("status page", status_page),
                             ("CLI output", shown.stdout + shown.stderr),
