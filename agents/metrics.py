@@ -38,8 +38,8 @@ DELETED: Final = "Deleted"
 ALERT_STATES: Final[tuple[str, ...]] = get_args(AlertState)
 #: outcomes of ``assetwatch_points_total`` shown as zero from the start, so rates exist
 _INITIAL_OUTCOMES: Final = ("scored", "warming_up", "late", "duplicate")
-#: how long a scrape waits for the broker's end offsets before it falls back to the last
-#: ones the consumer saw
+#: how long a scrape waits in all for the broker (end offsets, then positions) before it
+#: falls back to what the consumer last saw: well inside Prometheus' 10 s scrape timeout
 HIGHWATER_TIMEOUT_S: Final = 2.0
 
 
@@ -283,6 +283,8 @@ async def consumer_lags(app: Any, topics: Collection[str]) -> dict[tuple[str, in
         return {}
     if not tps:
         return {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HIGHWATER_TIMEOUT_S
     highwaters: Mapping[Any, int | None]
     try:
         highwaters = await asyncio.wait_for(consumer.highwaters(*tps), HIGHWATER_TIMEOUT_S)
@@ -295,9 +297,9 @@ async def consumer_lags(app: Any, topics: Collection[str]) -> dict[tuple[str, in
             continue
         done = monitor.tp_committed_offsets.get(tp)
         if done is None:
-            try:
-                done = await asyncio.wait_for(consumer.position(tp), HIGHWATER_TIMEOUT_S)
-            except Exception:  # position unknown (partition being revoked): skip it
+            try:  # what is left of the scrape's one budget, so a scrape is never slower
+                done = await asyncio.wait_for(consumer.position(tp), max(deadline - loop.time(), 0.01))
+            except Exception:  # position unknown (partition being revoked) or out of time
                 continue
         if done is None:
             continue

@@ -103,7 +103,7 @@ def hooks_status(w: WorkerProcess) -> dict[str, Any] | None:
 
 def alerts_counted(w: WorkerProcess) -> dict[str, int]:
     """The worker's own ``assetwatch_alerts_total`` by state (alert records it published)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=2) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=10) as r:
         text = r.read().decode()
     return {s.labels["state"]: int(s.value) for family in text_string_to_metric_families(text)
             for s in family.samples if s.name == "assetwatch_alerts_total"}

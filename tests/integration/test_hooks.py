@@ -97,7 +97,7 @@ def hooks_status(w: WorkerProcess) -> dict[str, Any] | None:
 
 
 def metrics_text(w: WorkerProcess) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=2) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{w.web_port}/metrics", timeout=10) as r:
         return str(r.read().decode())
 
 
