@@ -22,6 +22,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents.holes import HoleGuard, ReadOffsets, message_of
+from agents.log_ends import report_log_ends, report_starts
 from agents.metrics import WorkerMetrics
 from agents.send_buffer import Sends
 from agents.settings import Settings
@@ -125,6 +126,7 @@ def register_scoring_agent(
     def handle(messages: list[Message]) -> None:
         started = time.perf_counter()
         started_ms = wall_ms()
+        report_log_ends(app.consumer, engine.topics, engine.arrival, started_ms)
         out = engine.process_batch(messages, now_ms=started_ms)
         publish(out)
         metrics.observe(out, wall_ms(), time.perf_counter() - started,
@@ -134,7 +136,9 @@ def register_scoring_agent(
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
         """Finalise slots that fell due with no new point (idle assets, the wall clock)."""
+        await report_starts(app.consumer, engine.arrival)
         started_ms = wall_ms()
+        report_log_ends(app.consumer, engine.topics, engine.arrival, started_ms)
         out = engine.tick(started_ms)
         publish(out)
         metrics.observe(out, wall_ms(), engine=engine, finalised_at_ms=started_ms)
@@ -147,9 +151,11 @@ def register_scoring_agent(
         for key, (partition, snap) in out.snapshots.items():
             table.data[key] = snap
             keep(table.send_changelog(partition, key, snap))
-        for topic, partition, readings in out.forward:
+        for topic, partition, readings, arrived_ms in out.forward:
+            # stamped with when the readings first reached Kafka: their lateness is judged by it
             keep(by_asset[topic].send_soon(key=readings[0].asset_id.encode(),
-                                            value=encode_telemetry(readings), partition=partition))
+                                            value=encode_telemetry(readings), partition=partition,
+                                            timestamp=None if arrived_ms is None else arrived_ms / 1000))
         for partition, anomaly in out.anomalies:
             keep(anomalies.send_soon(key=anomaly.key.encode(), value=encode_anomaly(anomaly),
                                       partition=partition))

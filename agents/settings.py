@@ -139,6 +139,9 @@ class Settings:
         if get(ENV_PREFIX + "MIN_INSYNC_REPLICAS"):
             s = replace(s, min_insync_replicas=_positive_int(
                 "MIN_INSYNC_REPLICAS", str(get(ENV_PREFIX + "MIN_INSYNC_REPLICAS"))))
+        if get(ENV_PREFIX + "BATCH_MAX_EVENTS"):  # records the scoring agent takes at once
+            s = replace(s, batch_max_events=_positive_int(
+                "BATCH_MAX_EVENTS", str(get(ENV_PREFIX + "BATCH_MAX_EVENTS"))))
         if get(ENV_PREFIX + "BROKER"):
             s = replace(s, broker=get(ENV_PREFIX + "BROKER"))
         if get(ENV_PREFIX + "APP_ID"):

@@ -76,6 +76,9 @@ def declare(kafka: KafkaConnection, settings: Settings, inferences: list[Inferen
     producer = make_producer(kafka)
     for cfg in inferences:
         params = {**cfg.to_dict(), "declare": True}
+        if cfg.clock == "wall" and cfg.start_ms == 0:
+            # no start in the file: from now on (a wall-clock start cannot be in the past)
+            del params["start_ms"]
         cmd = Command(f"declare/{cfg.inference_id}/{uuid.uuid4().hex[:12]}", "create",
                       cfg.inference_id, params, wall_ms(), "worker-declaration")
         producer.produce(settings.topics.control, key=cfg.inference_id.encode(),

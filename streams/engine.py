@@ -37,7 +37,7 @@ With four partitions, asset ``a`` lives on partition 0; arriving on 1, it is for
 
 >>> elsewhere = Message("tele", 1, 0, b"a", msgs[0].value)
 >>> routed = Engine([scorer], load=lambda k: None, partitions=4).process_batch([elsewhere])
->>> [(topic, part, [r.ts_ms for r in rs]) for topic, part, rs in routed.forward]
+>>> [(topic, part, [r.ts_ms for r in rs]) for topic, part, rs, _ in routed.forward]
 [('tele.by-asset', 0, [1767225600000])]
 """
 
@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
+from streams.arrival import ArrivalClocks
 from streams.clock import EventTimeClock
 from streams.correlation import FeedItem, Progress, partition_progress
 from streams.decode import DecodeLimits, decode_telemetry
@@ -70,6 +71,8 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    #: the record's Kafka timestamp (when it reached the broker: :mod:`streams.arrival`)
+    timestamp_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -78,7 +81,8 @@ class BatchOutput:
 
     anomalies: list[tuple[int, Anomaly]] = field(default_factory=list)
     rejections: list[tuple[Message, Rejection]] = field(default_factory=list)
-    forward: list[tuple[str, int, list[Reading]]] = field(default_factory=list)
+    #: (by-asset topic, home partition, readings, when their records reached the broker)
+    forward: list[tuple[str, int, list[Reading], int | None]] = field(default_factory=list)
     late: list[tuple[int, str, Late]] = field(default_factory=list)
     gaps: list[tuple[int, str, str, Gap]] = field(default_factory=list)
     #: per (inference id, outcome): what happened to points once an inference took them
@@ -172,6 +176,9 @@ class Engine:
         #: (inference id, partition) → (progress, wall ms) last put on the correlation feed
         self._progress_sent: dict[tuple[str, int], tuple[int | None, int]] = {}
         self.limits = limits or DecodeLimits()
+        #: how far in broker time this worker has read each partition: ``wall`` inferences'
+        #: clock, so a point is late by when it reached Kafka, not when it was read
+        self.arrival = ArrivalClocks()
         self.states: dict[str, tuple[int, AssetState, AssetScorer]] = {}
 
     @property
@@ -300,12 +307,15 @@ class Engine:
         counts = out.counts
         touched: dict[str, tuple[int, AssetScorer]] = {}
         forward: dict[tuple[str, int, str], list[Reading]] = {}
+        forward_arrived: dict[tuple[str, int, str], int] = {}
         positions = self.positions
+        arrival = self.arrival
         for msg in messages:
             tp = (msg.topic, msg.partition)
             if tp not in positions:
                 self.first_offsets.setdefault(tp, msg.offset)
             positions[tp] = msg.offset + 1
+            arrival.read(tp, msg.offset, msg.timestamp_ms, now_ms)
             decoded = decode_telemetry(msg.value, msg.key, self.limits)
             if isinstance(decoded, Rejection):
                 counts["received"] += 1
@@ -323,7 +333,10 @@ class Engine:
                 home = home_partition(reading.asset_id, self.partitions)
                 if home != msg.partition and not forwarded:
                     target = by_asset_topic(msg.topic)
-                    forward.setdefault((target, home, reading.asset_id), []).append(reading)
+                    fkey = (target, home, reading.asset_id)
+                    forward.setdefault(fkey, []).append(reading)
+                    if msg.timestamp_ms is not None:  # the forward keeps when it first arrived
+                        forward_arrived[fkey] = max(forward_arrived.get(fkey, 0), msg.timestamp_ms)
                     counts["forwarded"] += 1
                     continue
                 for scorer in scorers:
@@ -349,7 +362,8 @@ class Engine:
                     if inference.clock == "event":
                         self._event_clocks[key].observe(reading.ts_ms)
                         self._last_arrival_ms[key] = now_ms
-        out.forward = [(topic, part, rs) for (topic, part, _), rs in forward.items()]
+        out.forward = [(topic, part, rs, forward_arrived.get((topic, part, asset)))
+                       for (topic, part, asset), rs in forward.items()]
         self._finalise(touched, out, always_snapshot=True)
         return out
 
@@ -429,7 +443,13 @@ class Engine:
         inference = scorer.inference
         clock = self._event_clocks.get(key)
         if clock is None:
-            now = self._wall.ms
+            arrived = self.arrival.clock_ms(
+                ((inference.topic, home), (by_asset_topic(inference.topic), home)), self._wall.ms)
+            if arrived is None:  # where reading this partition stands is not known yet: wait
+                if always_snapshot:
+                    out.snapshots[key] = (home, self._snapshot(key))
+                return
+            now = arrived
         else:
             now = clock.now_ms()
             idle_ms = self._wall.ms - self._last_arrival_ms.get(key, self._wall.ms)
@@ -505,6 +525,7 @@ class Engine:
         self._progress_sent = {k: v for k, v in self._progress_sent.items() if k[1] not in gone}
         self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
         self.first_offsets = {tp: o for tp, o in self.first_offsets.items() if tp[1] not in gone}
+        self.arrival.forget(gone)
         return len(keys)
 
     def _forget(self, key: str) -> None:
