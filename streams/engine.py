@@ -52,7 +52,7 @@ from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
 from streams.arrival import ArrivalClocks
 from streams.clock import EventTimeClock
 from streams.correlation import FeedItem, Progress, partition_progress
-from streams.decode import DecodeLimits, decode_telemetry
+from streams.decode import DecodeLimits, check_arrival, decode_telemetry
 from streams.partitioning import home_partition
 from streams.records import Anomaly, Reading, Rejection, anomaly_from_plain, anomaly_to_plain
 from streams.scoring import AssetScorer, AssetState
@@ -279,6 +279,7 @@ class Engine:
         ``from_ms`` (records the edge refuses were dead-lettered when they first came)."""
         readings = [r for m in messages
                     if not isinstance(decoded := decode_telemetry(m.value, m.key, self.limits), Rejection)
+                    and check_arrival(decoded, m.value, m.timestamp_ms, self.limits) is None
                     for r in decoded if r.ts_ms >= from_ms]
         return self.prefill(inference_id, partition, readings)
 
@@ -317,6 +318,8 @@ class Engine:
             positions[tp] = msg.offset + 1
             arrival.read(tp, msg.offset, msg.timestamp_ms, now_ms)
             decoded = decode_telemetry(msg.value, msg.key, self.limits)
+            if not isinstance(decoded, Rejection):
+                decoded = check_arrival(decoded, msg.value, msg.timestamp_ms, self.limits) or decoded
             if isinstance(decoded, Rejection):
                 counts["received"] += 1
                 counts["invalid"] += 1

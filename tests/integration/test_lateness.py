@@ -16,7 +16,7 @@ from streams.engine import Engine, Message
 from streams.records import Reading
 from streams.scoring import AssetScorer
 from streams.simulate import Fault, generate_fleet
-from tests.integration.harness import INTERVAL_MS, Pipeline, received, wait_for
+from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, received, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +82,28 @@ def test_a_stopped_worker_scores_on_restart_every_point_that_reached_kafka_on_ti
                  "the late point counted")
         late = wait_for(lambda: p.read(p.settings.topics.late), 30, "the late record")
     assert [k for k, _ in late] == [f"inf/{old.asset_id}/{old.ts_ms + 1}".encode()]
+
+
+def test_a_reading_stamped_far_after_it_reached_kafka_is_dead_lettered_and_harms_nothing(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    """One reading at 2099 on an event-clock asset: refused with its reason; the asset's clock
+    stays where its feed is, and the points after it are scored, not late."""
+    p = Pipeline.create(kafka, unique, tmp_path)
+    readings = generate_fleet(["pump-a"], 60, START_MS, INTERVAL_MS, seed=3).readings
+    future = Reading("pump-a", 4_070_908_800_000, readings[29].signals)  # 2099-01-01
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings[:30])
+        p.send([future])
+        p.send(readings[30:])
+        wait_for(received(w, len(readings) + 1), 60, "every message received")
+        status = wait_for(lambda: (st := w.status()) and
+                          st["counts"].get("scored", 0) + st["counts"].get("warming_up", 0)
+                          == len(readings) and st, 30, "every good point finalised")
+        dead = wait_for(lambda: p.read(p.settings.topics.dead_letter), 30, "the dead letter")
+        progress = w.status()
+    assert status["counts"].get("late", 0) == 0 and status["counts"]["invalid"] == 1
+    (record,) = [orjson.loads(v) for _, v in dead if v]
+    assert record["reason"].startswith("timestamp ahead of arrival: 2099-01-01"), record["reason"]
+    assert progress is not None and "gap" not in progress["counts"]
