@@ -143,6 +143,13 @@ def register_scoring_agent(
         publish(out)
         metrics.observe(out, wall_ms(), engine=engine, finalised_at_ms=started_ms)
         metrics.assets.set(len(engine.states))
+        if out.anomalies:
+            # no input checkpoint vouches for a tick's anomalies: once the broker has them,
+            # say so in their states, so a restore does not publish them again
+            await sends.confirmed()
+            acknowledged = BatchOutput()
+            acknowledged.snapshots = engine.acknowledge(a for _, a in out.anomalies)
+            publish(acknowledged)
 
     def publish(out: BatchOutput, into: Sends | None = None) -> None:
         """Send what a batch or tick produced; synchronous, so never cut half-way. Every send

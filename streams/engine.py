@@ -50,6 +50,7 @@ from typing import Any
 
 from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
 from streams.arrival import ArrivalClocks
+from streams.checkpoint import checkpoint_key
 from streams.clock import EventTimeClock
 from streams.correlation import FeedItem, Progress, partition_progress
 from streams.decode import DecodeLimits, check_arrival, decode_telemetry
@@ -59,7 +60,12 @@ from streams.scoring import AssetScorer, AssetState
 from streams.watermark import Duplicate, Gap, Late, slot_of
 
 Snapshot = dict[str, Any]
-Loader = Callable[[str], Snapshot | None]
+Loader = Callable[[str], Any]
+#: an input record, ``[topic, partition, offset]``: an anomaly published by the batch that took
+#: it is durable once that partition's checkpoint (streams/checkpoint.py) is past it
+Proof = list[Any]
+#: the proof of an anomaly the glue saw acknowledged (:meth:`Engine.acknowledge`)
+ACKNOWLEDGED: Proof = ["acknowledged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +172,11 @@ class Engine:
         self._wall = _Now()
         self._event_clocks: dict[str, EventTimeClock] = {}
         self._groupers: dict[str, list[AlertGrouper]] = {}
-        #: per asset state, the anomalies it published lately: (wall ms, plain anomaly)
-        self._recent: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        #: per asset state, the anomalies it published lately: (wall ms, plain anomaly, the
+        #: input record whose batch published it, or None for a tick's)
+        self._recent: dict[str, list[tuple[int, dict[str, Any], Proof | None]]] = {}
+        #: per asset state, the last input record of this batch that touched it
+        self._touched_by: dict[str, Proof] = {}
         #: anomalies of restored snapshots, published again with the next output
         self._republish: list[tuple[int, Anomaly]] = []
         self._last_arrival_ms: dict[str, int] = {}
@@ -311,8 +320,15 @@ class Engine:
         forward_arrived: dict[tuple[str, int, str], int] = {}
         positions = self.positions
         arrival = self.arrival
+        stored: dict[tuple[str, int], int] = {}
+        self._touched_by = {}
         for msg in messages:
             tp = (msg.topic, msg.partition)
+            if tp not in stored:
+                stored[tp] = self._checkpoint(tp)
+            # a record the stored state already took (re-delivered after a crash or a move):
+            # not late if its slot is finalised — it was scored, or published late, then
+            redelivered = msg.offset < stored[tp]
             if tp not in positions:
                 self.first_offsets.setdefault(tp, msg.offset)
             positions[tp] = msg.offset + 1
@@ -353,6 +369,8 @@ class Engine:
                     except Exception as exc:  # one inference's fault must not stop the others
                         out.failures[inference.inference_id] = _describe(exc)
                         continue
+                    if isinstance(added, Late) and redelivered:
+                        added = Duplicate(reading, reading.ts_ms, added.slot_ms)
                     if isinstance(added, Late):
                         counts["late"] += 1
                         out.by_inference[(inference.inference_id, "late")] += 1
@@ -362,13 +380,20 @@ class Engine:
                         counts["duplicate"] += 1
                         out.by_inference[(inference.inference_id, "duplicate")] += 1
                     touched[key] = (home, scorer)
+                    self._touched_by[key] = [msg.topic, msg.partition, msg.offset]
                     if inference.clock == "event":
                         self._event_clocks[key].observe(reading.ts_ms)
                         self._last_arrival_ms[key] = now_ms
         out.forward = [(topic, part, rs, forward_arrived.get((topic, part, asset)))
                        for (topic, part, asset), rs in forward.items()]
         self._finalise(touched, out, always_snapshot=True)
+        self._touched_by = {}
         return out
+
+    def _checkpoint(self, tp: tuple[str, int]) -> int:
+        """How far the stored state reaches into an input partition (0: nothing known)."""
+        value = self.load(checkpoint_key(*tp))
+        return value if isinstance(value, int) else 0
 
     def tick(self, now_ms: int) -> BatchOutput:
         """Finalise what has fallen due since the last batch, for every asset held (idle ones too)."""
@@ -436,7 +461,7 @@ class Engine:
         if recent:
             horizon = self._wall.ms - REPUBLISH_WINDOW_MS
             recent[:] = [r for r in recent if r[0] >= horizon]
-            snap["recent_anomalies"] = [[at, plain] for at, plain in recent]
+            snap["recent_anomalies"] = [[at, plain, proof] for at, plain, proof in recent]
         return snap
 
     def _finalise_one(self, key: str, home: int, scorer: AssetScorer, out: BatchOutput,
@@ -472,7 +497,7 @@ class Engine:
                 if scorer.correlates:
                     out.correlation.append((inference.inference_id, outcome.anomaly))
                 self._recent.setdefault(key, []).append(
-                    (self._wall.ms, anomaly_to_plain(outcome.anomaly)))
+                    (self._wall.ms, anomaly_to_plain(outcome.anomaly), self._touched_by.get(key)))
             if outcome.gap is not None:
                 counts["gap_points"] += outcome.gap.points
                 out.gaps.append((home, inference.inference_id, key, outcome.gap))
@@ -502,9 +527,13 @@ class Engine:
         self.states[key] = (partition, state, scorer)
         if snap is not None and snap.get("recent_anomalies"):
             # the crash window: the snapshot reached the changelog, its anomalies may not have
-            # reached their topic; keys are idempotent, so publishing them again is harmless
-            self._recent[key] = [(int(at), plain) for at, plain in snap["recent_anomalies"]]
-            self._republish += [(partition, anomaly_from_plain(plain)) for _, plain in self._recent[key]]
+            # reached their topic. Those of a batch whose checkpoint is past its input are
+            # durable (the checkpoint is written once the broker acknowledged the batch's
+            # output); the others are published again (keys are idempotent)
+            self._recent[key] = [(int(at), plain, proof) for at, plain, proof, *_ in
+                                 ([*list(r), None] for r in snap["recent_anomalies"])]
+            self._republish += [(partition, anomaly_from_plain(plain))
+                                for _, plain, proof in self._recent[key] if not self._durable(proof)]
         self._groupers[key] = [
             AlertGrouperConfig(scorer.inference.inference_id, scorer.model.interval_ms, cfg)
             .build(alert_states.get(cfg.name)) for cfg in scorer.inference.alerts
@@ -516,6 +545,32 @@ class Engine:
             self._event_clocks[key] = EventTimeClock(self._wall, None, state=clock_state)
             self._last_arrival_ms[key] = self._wall.ms
         return state
+
+    def _durable(self, proof: Proof | None) -> bool:
+        """Whether the batch that took ``proof``'s record had its output acknowledged (or the
+        glue said so: :meth:`acknowledge`)."""
+        if proof == ACKNOWLEDGED:
+            return True
+        return proof is not None and proof[2] < self._checkpoint((proof[0], proof[1]))
+
+    def acknowledge(self, anomalies: Iterable[Anomaly]) -> dict[str, tuple[int, Snapshot]]:
+        """The broker acknowledged these anomalies (a tick's, which no input checkpoint
+        vouches for): mark them durable in their states; return the snapshots to store again.
+
+        >>> Engine([], load=lambda k: None, partitions=1).acknowledge([])
+        {}
+        """
+        out: dict[str, tuple[int, Snapshot]] = {}
+        for anomaly in anomalies:
+            key = state_key(anomaly.inference_id, anomaly.asset_id)
+            recent, held = self._recent.get(key), self.states.get(key)
+            if not recent or held is None:
+                continue
+            self._recent[key] = [(at, plain, ACKNOWLEDGED if plain.get("ts_ms") == anomaly.ts_ms
+                                  or proof == ACKNOWLEDGED else proof)
+                                 for at, plain, proof in recent]
+            out[key] = (held[0], self._snapshot(key))
+        return out
 
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         """Forget the in-memory state of assets in partitions no longer owned; return how many."""
