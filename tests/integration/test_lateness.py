@@ -43,7 +43,7 @@ def test_a_stopped_worker_scores_on_restart_every_point_that_reached_kafka_on_ti
     kafka: KafkaConnection, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # small batches: the backlog is read in several, as a large one would be
-    monkeypatch.setenv("ASSETWATCH_BATCH_MAX_EVENTS", "4")
+    monkeypatch.setenv("ASSETWATCH_BATCH_MAX_EVENTS", "10")
     p = Pipeline.create(kafka, unique, tmp_path)
     p.inference = replace(p.inference, clock="wall", delay_ms=DELAY_MS)
     declared = {k: v for k, v in p.inference.to_dict().items() if k != "start_ms"}  # from now
@@ -68,10 +68,10 @@ def test_a_stopped_worker_scores_on_restart_every_point_that_reached_kafka_on_ti
     assert f"inf/pump-b/{t0 + 18 * INTERVAL_MS}" in expected, "the spike is in the second half"
     with p.worker("second.log") as second:
         second.wait_ready(60)
-        wait_for(received(second, len(tail)), 30, "the second half read")
+        wait_for(received(second, len(tail)), 90, "the second half read")
         status = wait_for(lambda: (st := second.status()) and
                           st["counts"].get("scored", 0) + st["counts"].get("warming_up", 0)
-                          >= len(tail) and st, 30, "the second half finalised")
+                          >= len(tail) and st, 60, "the second half finalised")
         assert status["counts"].get("late", 0) == 0, status["counts"]
         keys = p.wait_for_anomalies(expected, 30)
         assert set(keys) == expected
