@@ -7,7 +7,8 @@ Pure: the only IO is reading the path (or bytes) it is given; no environment, no
    in the ``{"signalNames": [...], "data": [{"timestamp": ..., "values": [...]}]}`` form.
    Timestamps are epoch milliseconds or ISO-8601 text (without a zone: UTC). Empty cells,
    ``null``, ``NaN`` and non-finite numbers are missing values.
-2. **Prepare** (:func:`prepare`): choose the signals (default: every numeric column), sort by
+2. **Prepare** (:func:`prepare`): choose the signals (default: every numeric column), take
+   each asset's rows apart when the file has an asset column (one model for all), sort by
    time (the last row of a duplicated timestamp wins), keep the training ranges, re-sample
    each range onto the interval grid (default interval: the median step), fill missing slots
    (``linear`` between known values, ``previous`` carried forward, ``zero``; ``none`` drops
@@ -342,7 +343,8 @@ def read_csv(
     value_chunks: list[np.ndarray] = []
     ts_buf: list[int] = []
     val_buf: list[list[float]] = []
-    asset_ids: list[str] = []
+    asset_codes: dict[str, int] = {}  # asset id → its number: one string per asset, not per row
+    asset_rows: list[int] = []
     width = len(header)
     for row_no, fields in enumerate(
         csv.reader((ln for ln in lines if ln.strip()), delimiter=delimiter), start=1
@@ -359,7 +361,7 @@ def read_csv(
             asset = fields[asset_idx].strip()
             if not asset:
                 raise TrainingError(f"row {row_no}: no asset id in the asset column {header[asset_idx]!r}")
-            asset_ids.append(asset)
+            asset_rows.append(asset_codes.setdefault(asset, len(asset_codes)))
         row = []
         for j, i in enumerate(value_idx):
             v = _cell(fields[i])
@@ -380,8 +382,10 @@ def read_csv(
     values = np.vstack(value_chunks) if value_chunks else np.zeros((0, len(columns)))
     if asset_idx is None:
         return Table(columns, ts, values, non_numeric, header[ts_idx])
+    names = np.empty(len(asset_codes), dtype=object)
+    names[:] = list(asset_codes)
     return Table(columns, ts, values, non_numeric, header[ts_idx],
-                 np.asarray(asset_ids, dtype=object), header[asset_idx])
+                 names[np.asarray(asset_rows, dtype=np.int64)], header[asset_idx])
 
 
 def _timestamp_index(header: Sequence[str], name: str | None) -> int:
