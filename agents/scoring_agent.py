@@ -38,6 +38,22 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def record_time(event_ms: int, now_ms: int) -> float:
+    """The Kafka timestamp (Faust's seconds) of an output record: the event time of what it
+    describes, or the publication time if that is earlier (a feed ahead of the wall clock:
+    stock brokers refuse timestamps too far ahead, ``message.timestamp.after.max.ms``).
+
+    Half a millisecond on top: Faust sends ``int(seconds * 1000)``, which a float's rounding
+    could otherwise put a millisecond early (docs/configuration.md, "Record timestamps").
+
+    >>> int(record_time(1_767_225_600_123, 1_800_000_000_000) * 1000.0)
+    1767225600123
+    >>> int(record_time(1_900_000_000_000, 1_800_000_000_000) * 1000.0)
+    1800000000000
+    """
+    return (min(event_ms, now_ms) + 0.5) / 1000.0
+
+
 @dataclass
 class PipelineStats:
     """Running totals the worker reports on its status page."""
@@ -155,6 +171,7 @@ def register_scoring_agent(
         """Send what a batch or tick produced; synchronous, so never cut half-way. Every send
         is kept in ``into`` (by default the scoring agent's, awaited before a batch is acked)."""
         keep = into if into is not None else sends
+        now_ms = wall_ms()
         for key, (partition, snap) in out.snapshots.items():
             table.data[key] = snap
             keep(table.send_changelog(partition, key, snap))
@@ -165,11 +182,16 @@ def register_scoring_agent(
                                             timestamp=None if arrived_ms is None else arrived_ms / 1000))
         for partition, anomaly in out.anomalies:
             keep(anomalies.send_soon(key=anomaly.key.encode(), value=encode_anomaly(anomaly),
-                                      partition=partition))
+                                      partition=partition,
+                                      timestamp=record_time(anomaly.ts_ms, now_ms)))
         for partition, alert, hooks in out.alerts:
             alert_key = alert.alert_id.encode()
-            keep(alerts.send_soon(key=alert_key, value=encode_alert(alert), partition=partition))
+            # an alert record describes its group as of its latest anomaly
+            keep(alerts.send_soon(key=alert_key, value=encode_alert(alert), partition=partition,
+                                  timestamp=record_time(alert.last_ts_ms, now_ms)))
             if alert.notify and hooks:
+                # a notification is a delivery to make now: stamped when published (the delivery
+                # agent times its attempts and latency from it)
                 keep(notifications.send_soon(key=alert_key, value=encode_notification(alert, hooks),
                                               partition=partition))
         if out.alerts:
@@ -180,9 +202,8 @@ def register_scoring_agent(
             r = point.reading
             keep(late.send_soon(key=f"{inference_id}/{r.asset_id}/{r.ts_ms}".encode(),
                                  value=encode_late(inference_id, r, point.slot_ms, point.late_by_ms),
-                                 partition=partition))
+                                 partition=partition, timestamp=record_time(r.ts_ms, now_ms)))
         if out.rejections:
-            now_ms = wall_ms()
             for msg, rejection in out.rejections:
                 keep(dead_letter.send_soon(key=msg.key, value=encode_dead_letter(
                     rejection, source_topic=msg.topic, partition=msg.partition,
