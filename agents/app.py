@@ -13,6 +13,7 @@ import faust
 from agents.connection import KafkaConnection
 from agents.settings import Settings
 from agents.topics import MAX_RECORD_BYTES
+from agents.web_access import access_middleware
 
 MAX_FETCH_BYTES = 16 * 1024 * 1024
 MAX_REQUEST_BYTES = MAX_RECORD_BYTES
@@ -45,6 +46,8 @@ def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
         producer_max_request_size=MAX_REQUEST_BYTES,
         stream_recovery_delay=0.0,
         web_enabled=True,
+        # Faust binds web_bind (default: every interface); web_host only names the server
+        web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
@@ -52,6 +55,8 @@ def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
         # outbox) and the partition map to anyone who reaches the port: off
         web_tables_enabled=False,
         web_router_enabled=False,
+        # every request passes the access gate: mutating ones need the operator's API token
+        web_application_options={"middlewares": [access_middleware(settings.access_policy())]},
     )
     if settings.fast_group if settings.fast_group is not None else kafka.embedded:
         conf.update(

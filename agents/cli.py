@@ -67,6 +67,16 @@ def cli(kafka_properties: tuple[str, ...], kafka_config: Path | None) -> None:
 @click.option("--topic-prefix", default=None, help="Prefix of the output topics (default assetwatch).")
 @click.option("--partitions", type=int, default=None, help="Partitions of every topic (default 8).")
 @click.option("--web-port", type=int, default=None, help="Port of the worker's web server (default 6066).")
+@click.option("--web-host", default=None,
+              help="Address the web server binds (env ASSETWATCH_WEB_HOST, default 127.0.0.1; "
+                   "0.0.0.0 to be reached from other hosts, e.g. by Prometheus).")
+@click.option("--api-token-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="File holding the bearer token mutating REST requests need (env "
+                   "ASSETWATCH_API_TOKEN_FILE or ASSETWATCH_API_TOKEN); without one they are "
+                   "refused (docs/control.md).")
+@click.option("--api-reads", type=click.Choice(["open", "token"]), default=None,
+              help="Whether read-only requests need the token too (env ASSETWATCH_API_READS, "
+                   "default open; /healthz and /readyz stay open).")
 @click.option("--loglevel", default=None, help="Faust log level (default warning).")
 @click.option("--one-record-per-batch/--normal-batches", default=None,
               help="Produce one record per batch (required on the embedded broker; default on).")

@@ -2,9 +2,11 @@
 
 Hooks live on the broker, on the compacted topic ``<prefix>.hooks`` (``agents/hook_store.py``),
 so every command needs ``--broker`` (env ``ASSETWATCH_BROKER``): an embedded broker started
-for one command would be empty and gone when it ends. Secrets are read from options or the
-environment (``ASSETWATCH_HOOK_SECRET``, ``ASSETWATCH_SMTP_PASSWORD``) and never printed:
-every listing shows ``***``.
+for one command would be empty and gone when it ends. Secrets are given as references —
+``env:NAME`` (a variable of every worker) or ``file:/path`` (a file on every worker) — that
+the workers resolve at delivery time, so no secret value is ever written to the topic
+(docs/hooks.md). A hook of the first record format holds values in clear: listings show them
+as ``***`` and say to migrate.
 
 Errors a user can cause end in one line ``assetwatch: error: ...`` on stderr, exit status 2.
 ``hook test`` exits 1 when the test notification was not delivered.
@@ -31,7 +33,7 @@ from agents.hooks import send_notification
 from agents.settings import Settings
 from streams.alerts import Alert
 from streams.delivery import Attempt
-from streams.hooks import EmailConfig, HookConfig, WebhookConfig
+from streams.hooks import HookConfig, cleartext_fields, hook_from_dict
 from streams.notification import Notification, decode_notification, encode_notification
 from streams.records import Anomaly
 
@@ -77,6 +79,10 @@ def _publish(store: HookStore, config: HookConfig, replace_existing: bool) -> No
     click.echo(f"hook {config.name}: saved to {store.topic}: {config.describe()}")
 
 
+#: what a secret option takes
+REF_HELP = "a reference, env:NAME or file:/path, resolved by each worker at delivery"
+
+
 def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
@@ -90,10 +96,11 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
 @create.command("webhook")
 @click.argument("name")
 @click.option("--url", required=True, help="Where to POST (http:// or https://).")
-@click.option("--secret", envvar="ASSETWATCH_HOOK_SECRET", required=True, show_envvar=True,
-              help="Signing secret (≥ 16 characters; never printed).")
+@click.option("--secret", required=True, metavar="REF",
+              help=f"Where the signing secret (≥ 16 characters) is: {REF_HELP}.")
 @click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
-              help="An extra header (repeatable); credential-like ones are masked in listings.")
+              help="An extra header (repeatable); a credential-like one (Authorization, "
+                   f"*token*, *api-key* …) takes {REF_HELP}.")
 @click.option("--timeout", "timeout_s", type=float, default=10.0, show_default=True,
               help="Seconds to wait for a response.")
 @click.option("--replace", "replace_existing", is_flag=True, help="Replace an existing hook of that name.")
@@ -102,7 +109,8 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
 def create_webhook(name: str, url: str, secret: str, headers: tuple[str, ...], timeout_s: float,
                    replace_existing: bool, broker: str | None, topic_prefix: str | None) -> None:
     """Create webhook NAME: a signed JSON POST per notification."""
-    config = WebhookConfig(name, url, secret, _headers(headers), timeout_s)
+    config = hook_from_dict({"kind": "webhook", "name": name, "url": url, "secret": secret,
+                             "headers": _headers(headers), "timeout_s": timeout_s})
     with _store(broker, topic_prefix) as store:
         _publish(store, config, replace_existing)
 
@@ -114,8 +122,8 @@ def create_webhook(name: str, url: str, secret: str, headers: tuple[str, ...], t
 @click.option("--tls", type=click.Choice(["none", "starttls", "ssl"]), default="starttls",
               show_default=True)
 @click.option("--username", default=None, help="SMTP login (with --password).")
-@click.option("--password", envvar="ASSETWATCH_SMTP_PASSWORD", default=None, show_envvar=True,
-              help="SMTP password (never printed).")
+@click.option("--password", default=None, metavar="REF",
+              help=f"Where the SMTP password is: {REF_HELP}.")
 @click.option("--from", "sender", required=True, help="Sender address.")
 @click.option("--to", "to", multiple=True, required=True, help="Recipient (repeatable).")
 @click.option("--timeout", "timeout_s", type=float, default=10.0, show_default=True)
@@ -126,8 +134,9 @@ def create_email(name: str, smtp_host: str, smtp_port: int | None, tls: str, use
                  password: str | None, sender: str, to: tuple[str, ...], timeout_s: float,
                  replace_existing: bool, broker: str | None, topic_prefix: str | None) -> None:
     """Create e-mail hook NAME: one message per notification, through SMTP."""
-    config = EmailConfig(name, smtp_host, sender, tuple(to), smtp_port, tls,  # type: ignore[arg-type]
-                         username, password, timeout_s)
+    config = hook_from_dict({"kind": "email", "name": name, "host": smtp_host, "sender": sender,
+                             "to": list(to), "port": smtp_port, "tls": tls, "username": username,
+                             "password": password, "timeout_s": timeout_s})
     with _store(broker, topic_prefix) as store:
         _publish(store, config, replace_existing)
 
@@ -148,7 +157,8 @@ def list_cmd(as_json: bool, broker: str | None, topic_prefix: str | None) -> Non
         return
     width = max(len(h.name) for h in hooks)
     for h in hooks:
-        click.echo(f"{h.name.ljust(width)}  {h.describe()}")
+        migrate = " [secrets in clear: migrate]" if cleartext_fields(h) else ""
+        click.echo(f"{h.name.ljust(width)}  {h.describe()}{migrate}")
 
 
 def _get(store: HookStore, name: str) -> HookConfig:
@@ -177,6 +187,10 @@ def show_cmd(name: str, as_json: bool, broker: str | None, topic_prefix: str | N
         elif isinstance(value, list):
             value = ", ".join(map(str, value))
         click.echo(f"{key}: {'-' if value is None else value}")
+    if cleartext_fields(config):
+        click.echo(f"warning: {', '.join(cleartext_fields(config))} kept in clear on {store.topic} "
+                   "(a record of the first format): re-create the hook with references "
+                   "(docs/hooks.md, \"Migrating\")", err=True)
 
 
 @hook.command("delete")

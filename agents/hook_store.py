@@ -14,9 +14,11 @@ Two readers:
   from the delivery timer, so a hook created or changed while the worker runs is used by the
   next attempt.
 
-The records hold the secrets (the worker needs them to sign and to log in): protect the topic
-with ACLs on a shared cluster. Nothing here logs or prints a config except through
-``to_public_dict`` / ``repr`` (masked).
+The records hold references to the secrets (``env:NAME``, ``file:/path``), never their values:
+``encode_hook`` refuses a config holding one, and the worker resolves the references at each
+delivery attempt (``agents/hooks/secrets.py``). Records of the first format, whose secrets were
+values, are still read (docs/hooks.md, "Migrating"). Nothing here logs or prints a config
+except through ``to_public_dict`` / ``repr`` (references shown, values masked).
 """
 
 from __future__ import annotations

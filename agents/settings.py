@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.connection import merge_properties, properties_from_env
+from streams.access import TOKEN_ENV, TOKEN_FILE_ENV, AccessPolicy, ReadAccess, check_token
 
 ENV_PREFIX = "ASSETWATCH_"
 
@@ -93,6 +94,9 @@ class Settings:
     ``group.min.session.timeout.ms`` (6 s) refuses a 2 s session.
     ``replication_factor`` and ``min_insync_replicas`` apply to every topic the project
     creates, Faust's changelogs included; ``None`` is the broker's default.
+    ``web_host`` is the address the web server binds: loopback unless told otherwise.
+    ``api_token`` is the bearer token mutating REST requests need (``None``: they are all
+    refused); ``api_reads`` is ``open`` or ``token`` (reads need it too; docs/control.md).
     """
 
     broker: str | None = None
@@ -107,6 +111,8 @@ class Settings:
     inferences_file: Path | None = None
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    api_token: str | None = field(default=None, repr=False)  # a secret
+    api_reads: ReadAccess = "open"
     fast_group: bool | None = None
     one_record_per_batch: bool | None = None
     batch_max_events: int = 1000
@@ -161,6 +167,14 @@ class Settings:
             s = replace(s, web_port=int(str(get(ENV_PREFIX + "WEB_PORT"))))
         if get(ENV_PREFIX + "WEB_HOST"):  # 0.0.0.0 in a container, so Prometheus can scrape it
             s = replace(s, web_host=str(get(ENV_PREFIX + "WEB_HOST")))
+        if get(TOKEN_ENV) and get(TOKEN_FILE_ENV):
+            raise ValueError(f"set {TOKEN_ENV} or {TOKEN_FILE_ENV}, not both")
+        if get(TOKEN_ENV):
+            s = replace(s, api_token=check_token(str(get(TOKEN_ENV))))
+        if get(TOKEN_FILE_ENV):
+            s = replace(s, api_token=read_token_file(Path(str(get(TOKEN_FILE_ENV)))))
+        if get(ENV_PREFIX + "API_READS"):  # open (default) | token
+            s = replace(s, api_reads=str(get(ENV_PREFIX + "API_READS")))  # type: ignore[arg-type]
         for hook_var in ("HOOK_MAX_ATTEMPTS", "HOOK_BASE_DELAY_MS", "HOOK_MAX_DELAY_MS"):  # issue #5
             if get(ENV_PREFIX + hook_var):
                 hook_value: dict[str, Any] = {hook_var.lower(): int(str(get(ENV_PREFIX + hook_var)))}
@@ -170,7 +184,28 @@ class Settings:
             given["kafka_properties"] = merge_properties(s.kafka_properties, given["kafka_properties"])
         if "topic_prefix" in given:
             given["topics"] = TopicNames(given.pop("topic_prefix"))
-        return replace(s, **given)
+        if "api_token_file" in given:
+            given["api_token"] = read_token_file(Path(given.pop("api_token_file")))
+        s = replace(s, **given)
+        s.access_policy()  # an unusable combination fails here, with its reason
+        return s
+
+    def access_policy(self) -> AccessPolicy:
+        """Who may use the web port (streams/access.py)."""
+        return AccessPolicy(token=self.api_token, reads=self.api_reads)
+
+
+def read_token_file(path: Path) -> str:
+    """The API token kept in ``path`` (surrounding whitespace stripped); ``ValueError`` if unusable."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the API token file {path}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return check_token(text)
+    except ValueError as exc:
+        raise ValueError(f"API token file {path}: {exc}") from None
 
 
 def _positive_int(name: str, text: str) -> int:

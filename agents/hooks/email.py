@@ -48,7 +48,7 @@ def _send_sync(hook: EmailConfig, msg: EmailMessage) -> None:
         if hook.tls == "starttls":
             smtp.starttls(context=context)
         if hook.username is not None and hook.password is not None:
-            smtp.login(hook.username, hook.password)
+            smtp.login(hook.username, hook.password.reveal())
         smtp.send_message(msg)
 
 

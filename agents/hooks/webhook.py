@@ -22,15 +22,17 @@ MAX_DETAIL_BODY_CHARS = 200
 
 def request_headers(hook: WebhookConfig, notification: Notification, body: bytes,
                     now_ms: int) -> dict[str, str]:
-    """The headers of one attempt (the signature covers this timestamp and exactly ``body``)."""
+    """The headers of one attempt (the signature covers this timestamp and exactly ``body``).
+
+    ``hook`` is resolved (``agents/hooks/secrets.py``): its secrets are values."""
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         TIMESTAMP_HEADER: str(now_ms),
-        SIGNATURE_HEADER: sign(hook.secret.encode(), now_ms, body),
+        SIGNATURE_HEADER: sign(hook.secret.reveal().encode(), now_ms, body),
         IDEMPOTENCY_HEADER: idempotency_key(notification, hook.name),
         "X-Assetwatch-Notification-Id": notification.notification_id,
-        **hook.headers,
+        **hook.header_values(),
     }
 
 

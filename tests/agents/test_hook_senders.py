@@ -7,15 +7,18 @@ import asyncio
 import random
 import smtplib
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from agents.hooks import send_notification
 from agents.hooks.email import build_message, classify_smtp_error
 from agents.hooks.webhook import request_headers, send_webhook
 from streams.alerts import Alert
 from streams.delivery import Attempt, Delivery, RetryPolicy
-from streams.hooks import EmailConfig, WebhookConfig
+from streams.hooks import EmailConfig, SecretRef, WebhookConfig
 from streams.notification import decode_notification, encode_notification, idempotency_key, webhook_body
 from streams.signature import verify_signature
 from tests.integration.harness import wait_for
@@ -48,7 +51,7 @@ def test_smtp_failures_are_permanent_only_when_retrying_cannot_help(
 
 
 def test_webhook_headers_are_signed_over_the_exact_body() -> None:
-    hook = WebhookConfig("ops", "https://x.example/in", "k" * 20, headers={"X-Team": "a"})
+    hook = WebhookConfig("ops", "https://x.example/in", SecretRef.of_value("k" * 20), headers={"X-Team": "a"})
     body = webhook_body(NOTIFICATION)
     headers = request_headers(hook, NOTIFICATION, body, 1_000)
     assert verify_signature(b"k" * 20, headers["X-Assetwatch-Timestamp"], body,
@@ -87,7 +90,7 @@ def test_a_slow_webhook_is_given_up_at_its_timeout_and_delivered_once_when_fast(
     policy = RetryPolicy(max_attempts=3, base_delay_ms=100, max_delay_ms=100, jitter="none")
     key = idempotency_key(NOTIFICATION, "ops")
     with Receiver(SECRET) as receiver:
-        hook = WebhookConfig("ops", receiver.url, SECRET, timeout_s=HOOK_TIMEOUT_S)
+        hook = WebhookConfig("ops", receiver.url, SecretRef.of_value(SECRET), timeout_s=HOOK_TIMEOUT_S)
         (slow, slow_s), (fast, _) = asyncio.run(_timed_attempts(hook, receiver))
         wait_for(lambda: len(receiver.arrivals()) == 2, 5, "both attempts at the receiver")
         arrived, effective = receiver.arrivals(), dict(receiver.effective)
@@ -106,3 +109,41 @@ def test_a_slow_webhook_is_given_up_at_its_timeout_and_delivered_once_when_fast(
     assert arrived == [key, key]
     assert effective == {key: webhook_body(NOTIFICATION)}
     assert receiver.effective == effective, "the late answer, released at stop, acts no more"
+
+
+async def _send_one(hook: WebhookConfig) -> Attempt:
+    async with aiohttp.ClientSession() as session:
+        return await send_notification(hook, NOTIFICATION, session=session,
+                                       now_ms=time.time_ns() // 1_000_000)
+
+
+def test_a_secret_file_is_read_at_delivery_and_signs_the_request(tmp_path: Path) -> None:
+    (tmp_path / "ops-secret").write_text(SECRET + "\n")
+    (tmp_path / "ops-auth").write_text("Bearer tok-from-a-file\n")
+    hook = WebhookConfig("ops", "http://127.0.0.1:1/in", SecretRef.parse(f"file:{tmp_path}/ops-secret"),
+                         headers={"Authorization": SecretRef.parse(f"file:{tmp_path}/ops-auth")})
+    with Receiver(SECRET) as receiver:
+        attempt = asyncio.run(_send_one(replace(hook, url=receiver.url)))
+        arrival = wait_for(lambda: receiver.requests[:1], 5, "the delivery at the receiver")[0]
+    assert attempt.kind == "delivered", attempt
+    assert arrival.signature_ok and arrival.headers["Authorization"] == "Bearer tok-from-a-file"
+
+
+@pytest.mark.parametrize(("ref", "reason"), [
+    ("env:ASSETWATCH_TEST_UNSET_SECRET", "secret env:ASSETWATCH_TEST_UNSET_SECRET: the variable is "
+                                         "not set on this worker"),
+    ("file:/nonexistent/ops-secret", "secret file:/nonexistent/ops-secret: cannot read the file on "
+                                     "this worker (No such file or directory)"),
+])
+def test_a_secret_that_cannot_be_resolved_is_a_retry_with_its_reason(ref: str, reason: str) -> None:
+    hook = WebhookConfig("ops", "http://127.0.0.1:1/in", SecretRef.parse(ref))
+    assert asyncio.run(_send_one(hook)) == Attempt("retry", reason)
+
+
+def test_a_resolved_secret_too_short_to_sign_with_is_a_retry_that_does_not_show_it(
+        tmp_path: Path) -> None:
+    (tmp_path / "short").write_text("tiny-secret")
+    hook = WebhookConfig("ops", "http://127.0.0.1:1/in", SecretRef.parse(f"file:{tmp_path}/short"))
+    attempt = asyncio.run(_send_one(hook))
+    assert attempt.kind == "retry" and "at least 16 characters" in attempt.detail
+    assert "tiny-secret" not in attempt.detail

@@ -10,7 +10,7 @@ from typing import Any
 
 from agents.hooks.webhook import request_headers
 from streams.alerts import Alert
-from streams.hooks import WebhookConfig
+from streams.hooks import SecretRef, WebhookConfig
 from streams.notification import decode_notification, encode_notification, webhook_body
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "hooks.md"
@@ -32,7 +32,7 @@ def test_the_documented_receiver_check_accepts_a_real_request_and_refuses_tamper
     n = decode_notification(encode_notification(
         Alert("a1", "high-vib", "line-3", ("pump-1",), 0, 0, 1, 0.9, ("vib",), "open", True), ["ops"]))
     body = webhook_body(n)
-    headers = request_headers(WebhookConfig("ops", "https://x.example", secret), n, body,
+    headers = request_headers(WebhookConfig("ops", "https://x.example", SecretRef.of_value(secret)), n, body,
                               time.time_ns() // 1_000_000)
     assert verify(secret.encode(), headers, body)
     assert not verify(b"another-secret", headers, body)

@@ -194,3 +194,14 @@ def test_the_readme_names_the_commands_it_documents() -> None:
     assert "--scale worker=" in readme and "docker compose" in readme
     for path in re.findall(r"`(deploy/[\w./-]+)`", readme):
         assert (REPO / path).exists(), path
+
+
+def test_the_worker_has_no_default_api_token_and_no_host_port(compose: dict[str, Any]) -> None:
+    """REST commands stay refused until the operator sets a token; the web port is reached
+    over the compose network only (Prometheus), never published on the host."""
+    worker = compose["services"]["worker"]
+    assert environment(worker)["ASSETWATCH_API_TOKEN"] == "${ASSETWATCH_API_TOKEN:-}"
+    assert "ports" not in worker
+    env_files = [f["path"] for f in worker["env_file"]]
+    assert "./hook-secrets.env" in env_files
+    assert all(not f["required"] for f in worker["env_file"])

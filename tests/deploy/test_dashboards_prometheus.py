@@ -25,7 +25,7 @@ from streams.hooks import WebhookConfig
 from streams.simulate import Fault, generate_fleet
 from tests.deploy.conftest import DEPLOY, Prometheus, scrape_config_for
 from tests.integration.harness import INTERVAL_MS, Pipeline, received, wait_for
-from tests.integration.hook_servers import Receiver
+from tests.integration.hook_servers import Receiver, secret_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -115,7 +115,7 @@ def with_alerts_and_hooks(p: Pipeline, ops: Receiver, down: Receiver) -> None:
     store = HookStore(p.kafka, p.settings)
     try:
         for name, receiver in zip(HOOKS, (ops, down), strict=True):
-            store.publish(WebhookConfig(name, receiver.url, SECRET))
+            store.publish(WebhookConfig(name, receiver.url, secret_file(p.workdir, SECRET)))
     finally:
         store.close()
     p.inference = replace(p.inference, alerts=(AlertConfig("spikes", correlation_points=3),),

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from agents.broker import free_port
+from streams.hooks import SecretRef
 from streams.signature import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
 
@@ -186,3 +188,11 @@ class SmtpServer:
 
     def __exit__(self, *exc: Any) -> None:
         self._controller.stop()
+
+
+def secret_file(directory: Path, value: str, name: str = "hook-secret") -> SecretRef:
+    """A reference to ``value`` kept in a file under ``directory`` (as a mounted secret would be)."""
+    path = directory / "secrets" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
+    return SecretRef.parse(f"file:{path}")

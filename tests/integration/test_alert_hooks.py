@@ -26,7 +26,7 @@ from streams.alerts import AlertConfig
 from streams.codec import loads
 from streams.hooks import WebhookConfig
 from tests.integration.harness import Pipeline, finalised, received, wait_for
-from tests.integration.hook_servers import Receiver
+from tests.integration.hook_servers import Receiver, secret_file
 from tests.integration.test_hooks import counts, metrics_text, ready_with_hooks
 from tests.integration.test_pipeline import fleet
 
@@ -84,7 +84,7 @@ def test_the_engines_alerts_reach_a_signed_webhook_once_per_state(
     readings = fleet().readings
     expected = p.expected_keys(readings)
     with Receiver(SECRET) as receiver:
-        register(p, WebhookConfig("ops", receiver.url, SECRET))
+        register(p, WebhookConfig("ops", receiver.url, secret_file(tmp_path, SECRET)))
         with p.worker() as w:
             ready_with_hooks(w, {"ops"})
             p.send(readings)

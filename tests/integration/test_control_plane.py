@@ -210,19 +210,22 @@ def test_update_model_and_a_failing_inference_system_paused_while_another_keeps_
         assert [i["inference_id"] for i in w.status()["inferences"]] == ["keeps"]
 
 
-def test_the_rest_api_schedules_shows_and_controls(pipeline: Pipeline) -> None:
+def test_the_rest_api_schedules_shows_and_controls(pipeline: Pipeline, tmp_path: Path) -> None:
+    token = "rest-api-token-0123456789"
+    (tmp_path / "api-token").write_text(token)
+
     def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         req = urllib.request.Request(
             f"http://127.0.0.1:{w.web_port}{path}", method=method,
             data=None if body is None else orjson.dumps(body),
-            headers={"Content-Type": "application/json"})
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, orjson.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, orjson.loads(err.read())
 
-    with pipeline.worker() as w:
+    with pipeline.worker(extra_args=["--api-token-file", str(tmp_path / "api-token")]) as w:
         w.wait_ready(60)
         status, result = call("POST", "/assetwatch/inferences/",
                               {"name": "via-rest", "model_id": "pumps",

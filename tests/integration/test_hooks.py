@@ -23,8 +23,8 @@ from agents.settings import Settings, TopicNames
 from agents.topics import topic_specs
 from agents.worker_process import WorkerProcess
 from streams.alerts import Alert
-from streams.codec import loads
-from streams.hooks import EmailConfig, HookConfig, WebhookConfig
+from streams.codec import dumps, loads
+from streams.hooks import LEGACY_FORMAT, EmailConfig, HookConfig, SecretRef, WebhookConfig
 from streams.notification import encode_notification, notification_id
 from streams.records import Anomaly
 from tests.integration.harness import commit_offsets, end_offsets, wait_for
@@ -56,6 +56,13 @@ class Deployment:
                 store.publish(h)
         finally:
             store.close()
+
+    def secret(self, name: str = "hook-secret", value: str = SECRET) -> SecretRef:
+        """A reference to ``value`` kept in a file the worker reads (as a mounted secret)."""
+        path = self.workdir / "secrets" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(value + "\n")
+        return SecretRef.parse(f"file:{path}")
 
     def notify(self, alerts: Sequence[Alert], hooks: Sequence[str]) -> None:
         self.send_raw([(a.alert_id.encode(), encode_notification(a, hooks)) for a in alerts])
@@ -115,7 +122,7 @@ def counts(w: WorkerProcess) -> dict[str, int]:
 def test_a_signed_webhook_and_an_email_are_delivered(deployment: Deployment) -> None:
     with Receiver(SECRET) as receiver, SmtpServer() as smtp:
         deployment.publish_hooks(
-            WebhookConfig("ops", receiver.url, SECRET, headers={"X-Team": "line-3"}),
+            WebhookConfig("ops", receiver.url, deployment.secret(), headers={"X-Team": "line-3"}),
             EmailConfig("oncall", "127.0.0.1", port=smtp.port, tls="none",
                         sender="assetwatch@example.com", to=("a@example.com", "b@example.com")))
         with deployment.worker() as w:
@@ -146,7 +153,7 @@ def test_a_signed_webhook_and_an_email_are_delivered(deployment: Deployment) -> 
 
 def test_a_flaky_endpoint_gets_one_effective_delivery(deployment: Deployment) -> None:
     with Receiver(SECRET, fail_first=3) as receiver:
-        deployment.publish_hooks(WebhookConfig("ops", receiver.url, SECRET))
+        deployment.publish_hooks(WebhookConfig("ops", receiver.url, deployment.secret()))
         with deployment.worker() as w:
             ready_with_hooks(w, {"ops"})
             deployment.notify([alert(2)], ["ops"])
@@ -166,7 +173,7 @@ def test_nothing_is_lost_while_the_endpoint_is_down_across_a_worker_crash(
     deployment: Deployment,
 ) -> None:
     receiver = Receiver(SECRET)  # not started: the endpoint is down (connection refused)
-    deployment.publish_hooks(WebhookConfig("ops", receiver.url, SECRET))
+    deployment.publish_hooks(WebhookConfig("ops", receiver.url, deployment.secret()))
     sent = [alert(10), alert(11), alert(12, "resolved")]
     w = deployment.worker("first.log").start()
     try:
@@ -192,7 +199,7 @@ def test_a_notification_the_groups_offset_skipped_is_still_delivered(
     consumer can after a rebalance): the next worker reads them back and delivers them."""
     topic = deployment.settings.topics.notifications
     with Receiver(SECRET) as receiver:
-        deployment.publish_hooks(WebhookConfig("ops", receiver.url, SECRET))
+        deployment.publish_hooks(WebhookConfig("ops", receiver.url, deployment.secret()))
         with deployment.worker("first.log") as w:
             ready_with_hooks(w, {"ops"})
             deployment.notify([alert(20)], ["ops"])
@@ -215,11 +222,12 @@ def test_a_notification_the_groups_offset_skipped_is_still_delivered(
 
 def test_failed_deliveries_are_dead_lettered_with_their_reason(deployment: Deployment) -> None:
     topic = deployment.settings.topics.hooks_dead_letter
+    auth, secret = deployment.secret("auth", "Bearer tok-123"), deployment.secret()
     with Receiver(SECRET, fail_first=-1, fail_status=500) as broken, \
             Receiver(SECRET, fail_first=-1, fail_status=404) as gone:
         deployment.publish_hooks(
-            WebhookConfig("broken", broken.url, SECRET, headers={"Authorization": "Bearer tok-123"}),
-            WebhookConfig("gone", gone.url, SECRET))
+            WebhookConfig("broken", broken.url, deployment.secret(), headers={"Authorization": auth}),
+            WebhookConfig("gone", gone.url, deployment.secret()))
         reader = topic_reader(deployment.kafka, topic, 1)
         try:
             with deployment.worker() as w:
@@ -239,8 +247,9 @@ def test_failed_deliveries_are_dead_lettered_with_their_reason(deployment: Deplo
     by_hook = {r["hook"]: r for r in records}
     assert by_hook["broken"]["reason"].startswith("HTTP 500")
     assert by_hook["broken"]["reason"].endswith("(after 4 attempts)") and by_hook["broken"]["attempts"] == 4
-    assert by_hook["broken"]["hook_config"]["headers"] == {"Authorization": "***"}
-    assert by_hook["broken"]["hook_config"]["secret"] == "***"
+    # the hook's public config: references (where the secrets are), never values
+    assert by_hook["broken"]["hook_config"]["headers"] == {"Authorization": str(auth)}
+    assert by_hook["broken"]["hook_config"]["secret"] == str(secret)
     assert by_hook["broken"]["notification"]["notification_id"] == notification_id(alert(20))
     assert by_hook["gone"]["reason"].startswith("HTTP 404") and by_hook["gone"]["attempts"] == 1
     assert by_hook["missing"]["reason"] == "no hook named 'missing' (after 4 attempts)"
@@ -248,3 +257,53 @@ def test_failed_deliveries_are_dead_lettered_with_their_reason(deployment: Deplo
     assert by_hook[None]["reason"].startswith("not a notification record: not JSON")
     assert len(broken.snapshot()) == 4 and len(gone.snapshot()) == 1
     assert not any(SECRET.encode() in r or b"tok-123" in r for r in raw)
+
+
+def raw_hook_records(deployment: Deployment) -> list[bytes]:
+    """Every byte of the hooks topic (keys and values), read with a plain consumer."""
+    reader = topic_reader(deployment.kafka, deployment.settings.topics.hooks, 1)
+    try:
+        out: list[bytes] = []
+        wait_for(lambda: out.extend(b for kv in poll_values(reader, 0.3) for b in kv if b) or out,
+                 20, "the hooks topic's records")
+        return out
+    finally:
+        reader.close()
+
+
+def test_hook_secrets_are_references_on_the_topic_and_resolved_by_the_worker_to_sign(
+        deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the signing secret in the worker's environment, the Authorization header in a file
+    monkeypatch.setenv("AW_TEST_OPS_SECRET", SECRET)
+    auth = deployment.secret("ops-auth", "Bearer tok-from-a-file-42")
+    with Receiver(SECRET) as receiver:
+        deployment.publish_hooks(WebhookConfig("ops", receiver.url, SecretRef.parse("env:AW_TEST_OPS_SECRET"),
+                                               headers={"Authorization": auth}))
+        raw = raw_hook_records(deployment)
+        with deployment.worker() as w:
+            ready_with_hooks(w, {"ops"})
+            deployment.notify([alert(30)], ["ops"])
+            wait_for(lambda: receiver.effective, 30, "the signed delivery")
+            status = hooks_status(w)
+        [req] = receiver.snapshot()
+    assert b"env:AW_TEST_OPS_SECRET" in b"".join(raw) and str(auth).encode() in b"".join(raw)
+    assert not any(SECRET.encode() in r or b"tok-from-a-file-42" in r for r in raw)
+    assert req.signature_ok and req.status == 200  # signed with the value the worker resolved
+    assert req.headers["Authorization"] == "Bearer tok-from-a-file-42"
+    assert status is not None and SECRET not in str(status) and "tok-from-a-file" not in str(status)
+
+
+def test_a_hook_of_the_first_format_with_its_secret_in_clear_is_still_delivered(
+        deployment: Deployment) -> None:
+    with Receiver(SECRET) as receiver:
+        producer = make_producer(deployment.kafka)
+        producer.produce(deployment.settings.topics.hooks, key=b"old", value=dumps(
+            {"format": LEGACY_FORMAT, "kind": "webhook", "name": "old", "url": receiver.url,
+             "secret": SECRET, "headers": {}, "timeout_s": 10.0}))
+        assert producer.flush(10) == 0
+        with deployment.worker() as w:
+            ready_with_hooks(w, {"old"})
+            deployment.notify([alert(31)], ["old"])
+            wait_for(lambda: receiver.effective, 30, "the delivery through the legacy hook")
+        [req] = receiver.snapshot()
+    assert req.signature_ok and req.status == 200
