@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -198,37 +198,64 @@ class InferenceConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown inference field(s): {', '.join(sorted(unknown))}")
-        for name in ("assets", "alerts", "hooks"):
-            if not isinstance(d.get(name, []), list | tuple | frozenset | set):
-                raise ValueError(f"{name} must be a list of "
-                                 f"{'asset ids' if name == 'assets' else name}, got {d[name]!r}")
-        hooks = d.get("hooks", ())
-        if not all(isinstance(h, str) and h for h in hooks):
-            raise ValueError(f"hooks must be a list of hook names, got {list(hooks)!r}")
+        problems: list[str] = []
+
+        def take(read: Callable[[], Any], stand_in: Any) -> Any:
+            """``read()``, or, noting its problem, a valid stand-in: every problem is reported
+            at once, none twice."""
+            try:
+                return read()
+            except (TypeError, ValueError) as exc:
+                problems.append(str(exc))
+                return stand_in
 
         def number(name: str, default: int, low: int, high: int, what: str) -> int:
-            return whole_number(d.get(name, default), what, low, high)
+            return int(take(lambda: whole_number(d.get(name, default), what, low, high), default))
 
+        def listed(name: str, of: str) -> list[Any]:
+            value = d.get(name, [])
+            if isinstance(value, list | tuple | frozenset | set):
+                return list(value)
+            problems.append(f"{name} must be a list of {of}, got {value!r}")
+            return []
+
+        hooks = listed("hooks", "hook names")
+        if not all(isinstance(h, str) and h for h in hooks):
+            problems.append(f"hooks must be a list of hook names, got {hooks!r}")
+            hooks = []
+        assets = listed("assets", "asset ids")
+        if not all(isinstance(a, str) for a in assets):
+            problems.append(f"assets must be a list of asset ids, got {assets!r}")
+            assets = []
         version = d.get("model_version")
-        return cls(
-            inference_id=_text(d["inference_id"], "inference id"),
-            model_id=_text(d["model_id"], "model id"),
-            topic=_text(d["topic"], "topic"),
-            sensitivity=number("sensitivity", DEFAULT_SENSITIVITY, 1, 100, "sensitivity"),
-            start_ms=number("start_ms", 0, 0, MAX_START_MS - 1,
-                            "start (epoch ms, before 2100-01-01)"),
-            delay_ms=number("delay_ms", 0, 0, MAX_DELAY_MS,
-                            "data delay offset (ms, at most 7 days)"),
-            assets=frozenset(d.get("assets", ())),
-            clock=d.get("clock", "wall"),
-            idle_timeout_ms=number("idle_timeout_ms", 5_000, 0, MAX_IDLE_TIMEOUT_MS,
-                                   "idle timeout (ms, at most 7 days)"),
-            max_fill_points=number("max_fill_points", 5, 0, MAX_FILL_POINTS, "max fill points"),
-            model_version=None if version is None else
-            whole_number(version, "model version", 1, MAX_MODEL_VERSION),
-            alerts=tuple(AlertConfig.from_dict(a) for a in d.get("alerts", ())),
-            hooks=tuple(hooks),
-        )
+        fields = {
+            "inference_id": take(lambda: _text(d["inference_id"], "inference id"), "x"),
+            "model_id": take(lambda: _text(d["model_id"], "model id"), "x"),
+            "topic": take(lambda: _text(d["topic"], "topic"), "x"),
+            "sensitivity": number("sensitivity", DEFAULT_SENSITIVITY, 1, 100, "sensitivity"),
+            "start_ms": number("start_ms", 0, 0, MAX_START_MS - 1,
+                               "start (epoch ms, before 2100-01-01)"),
+            "delay_ms": number("delay_ms", 0, 0, MAX_DELAY_MS,
+                               "data delay offset (ms, at most 7 days)"),
+            "assets": frozenset(assets),
+            "clock": d.get("clock", "wall"),
+            "idle_timeout_ms": number("idle_timeout_ms", 5_000, 0, MAX_IDLE_TIMEOUT_MS,
+                                      "idle timeout (ms, at most 7 days)"),
+            "max_fill_points": number("max_fill_points", 5, 0, MAX_FILL_POINTS, "max fill points"),
+            "model_version": None if version is None else
+            take(lambda: whole_number(version, "model version", 1, MAX_MODEL_VERSION), None),
+            "alerts": tuple(take(lambda: tuple(AlertConfig.from_dict(a)
+                                               for a in listed("alerts", "alert configurations")),
+                                 ())),
+            "hooks": tuple(hooks),
+        }
+        try:
+            config = cls(**fields)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -54,3 +54,13 @@ def test_a_config_reports_every_problem_at_once() -> None:
         InferenceConfig("x", "m", "t", delay_ms=-1, start_ms=-1, assets=frozenset({""}))
     message = str(err.value)
     assert "data delay offset" in message and "start" in message and "asset id ''" in message
+
+
+def test_plain_settings_report_every_problem_at_once() -> None:
+    with pytest.raises(ValueError, match="; ") as err:
+        InferenceConfig.from_dict({"inference_id": "x", "model_id": "m", "topic": "t",
+                                   "delay_ms": 10**15, "assets": [""], "sensitivity": "high"})
+    assert str(err.value) == (
+        "sensitivity must be a whole number, got 'high'; data delay offset (ms, at most 7 days) "
+        "must be from 0 to 604800000, got 1000000000000000; asset id '' must be 1-256 characters, "
+        "with no control characters and no leading or trailing whitespace")
