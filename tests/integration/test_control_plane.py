@@ -295,14 +295,14 @@ def test_an_event_clock_inference_goes_on_scoring_its_historical_feed_after_rest
         pipeline.send(feed(t0, 300, 100))  # the feed goes on while the inference is paused
         restarted = cli(pipeline, "restart", "hist")
         assert restarted.returncode == 0, restarted.stderr
-        assert "nothing is skipped" in restarted.stdout
-        state = state_of(client, "hist")
-        assert state.active_from_ms == state.config.start_ms == t0, "the start stays in feed time"
         runs_epoch(2)
         pipeline.send(feed(t0, 400, 300, spike_at=150))
         after = wait_for(lambda: (p := progress(2))["points_scored"] >= 395 and p, 60,
                          "the paused period's and the later readings scored")
         assert after["warming_up"] == 0
+        assert "nothing is skipped" in restarted.stdout
+        state = state_of(client, "hist")
+        assert state.active_from_ms == state.config.start_ms == t0, "the start stays in feed time"
         wait_for(lambda: f"hist/pump-1/{t0 + 550 * INTERVAL_MS}" in pipeline.anomaly_keys(), 30,
                  "the spike after the restart found")
 
