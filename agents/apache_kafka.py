@@ -142,7 +142,8 @@ class ApacheKafka:
         log4j.write_text(LOG4J2.format(log=self.workdir / "server.log", level=self.log_level))
         base = [java, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{self.jars}/*"]
         fmt = [*base, "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
-               "--cluster-id", _cluster_id(), "--config", str(config)]
+               # one argument with "=": an id may begin with "-", which argparse takes for a flag
+               f"--cluster-id={_cluster_id()}", "--config", str(config)]
         for user, password in self.scram_users.items():
             for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
                 fmt += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,18 @@ def one_record_per_batch(settings: Settings, kafka: KafkaConnection) -> bool:
 
 
 def _datadir(app_id: str) -> Path:
-    """Where Faust keeps its (here empty) table directories: a temporary directory per app."""
-    root = Path(tempfile.gettempdir()) / "assetwatch-faust"
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f"{app_id}-data"
+    """Where Faust keeps its (here empty) table directories: a temporary directory of this
+    process, removed when it exits (one per app id in a shared directory outlived every worker
+    and every ``assetwatch demo``)."""
+    path = Path(tempfile.mkdtemp(prefix=f"assetwatch-faust-{_safe(app_id)}-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _safe(name: str) -> str:
+    """A name fit for a directory name's prefix.
+
+    >>> _safe("demo-1a2b3c"), _safe("../x y")
+    ('demo-1a2b3c', '.._x_y')
+    """
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64]

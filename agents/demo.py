@@ -1,4 +1,4 @@
-"""``assetwatch demo``: the whole pipeline on a fresh machine in about a minute.
+"""``assetwatch demo``: the whole pipeline on a fresh machine in about 20 seconds.
 
 Embedded broker (or the one given) → a model trained on generated normal pump data →
 a worker → generated readings with injected faults (spike, drift, stuck sensor) streamed

@@ -105,7 +105,9 @@ def _read(consumer: Consumer, starts: list[TopicPartition], ends: Mapping[str, i
         for m in msgs:
             topic = m.topic()
             if m.error() is None and topic in remaining and m.offset() < ends[topic]:
-                out.append(Message(topic, partition, m.offset(), m.key(), m.value() or b""))
+                kind, ts = m.timestamp()  # kind 0: the record carries no timestamp
+                out.append(Message(topic, partition, m.offset(), m.key(), m.value() or b"",
+                                   ts if kind else None))
         # by position, not by the last record: offsets that hold no record (transaction
         # markers) are passed over without one
         for tp in consumer.position([TopicPartition(t, partition) for t in remaining]):

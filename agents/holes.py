@@ -26,7 +26,9 @@ HOLE_RETRY_S = 1.0
 
 def message_of(record: Any) -> Message:
     """A Faust consumer message as the pure core's :class:`streams.engine.Message`."""
-    return Message(record.topic, record.partition, record.offset, record.key, record.value or b"")
+    ts = record.timestamp  # Faust gives seconds
+    return Message(record.topic, record.partition, record.offset, record.key, record.value or b"",
+                   round(ts * 1000) if ts else None)
 
 
 class HoleGuard:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -49,6 +49,13 @@ def _finish(result: dict[str, Any], as_json: bool) -> None:
         click.echo(f"assetwatch: rejected: {result['reason']}", err=True)
     if not result["accepted"]:
         sys.exit(1)
+
+
+def _unknown(name: str) -> NoReturn:
+    """The line (and status) a command naming no inference gets, read or control alike: the
+    control logic's rejection, word for word."""
+    click.echo(f"assetwatch: rejected: no inference named {name!r}", err=True)
+    sys.exit(1)
 
 
 def _send(client: ControlClient, type_: CommandType, name: str, params: dict[str, Any],
@@ -182,7 +189,7 @@ def show(name: str, broker: str | None, topic_prefix: str | None, as_json: bool)
     client = _client(broker, topic_prefix)
     state = client.states().get(name)
     if state is None:
-        raise click.ClickException(f"no inference named {name!r}")
+        _unknown(name)
     progress = aggregate(state, client.stats(), time.time_ns() // 1_000_000)
     events = client.events(name)
     if as_json:

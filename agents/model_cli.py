@@ -37,9 +37,10 @@ from streams.lifecycle import Lifecycle, ModelStatus
 from streams.model import FILL_METHODS, Model
 from streams.quality import QualityReport, format_table
 from streams.records import Reading
-from streams.scoring import AssetScorer
+from streams.scoring import AssetScorer, AssetState
 from streams.training import (
     HOLDOUT_FRACTION,
+    Table,
     TimeRange,
     TrainingError,
     TrainingResult,
@@ -145,6 +146,9 @@ class _Progress:
 @click.option("--exclude", default=None, help="Comma-separated columns never used as signals (e.g. labels).")
 @click.option("--timestamp-column", default=None,
               help="Timestamp column (default: timestamp/ts/time/datetime, else the first column).")
+@click.option("--asset-column", default=None,
+              help="Column of asset ids in a file of several assets (default: asset_id, if there "
+                   "is one). One model is trained on all the assets, each asset's rows kept apart.")
 @click.option("--interval-ms", type=click.IntRange(min=1), default=None,
               help="Data interval in ms (default: the median step).")
 @click.option("--window", "window_size", type=click.IntRange(min=1), default=16, show_default=True,
@@ -164,8 +168,8 @@ class _Progress:
 @_user_errors
 def train_cmd(
     file: Path, name: str, signals: str | None, exclude: str | None, timestamp_column: str | None,
-    interval_ms: int | None, window_size: int, fill: str, algorithm: str, froms: tuple[str, ...],
-    tos: tuple[str, ...], target_far: float | None, as_json: bool, broker: str | None,
+    asset_column: str | None, interval_ms: int | None, window_size: int, fill: str, algorithm: str,
+    froms: tuple[str, ...], tos: tuple[str, ...], target_far: float | None, as_json: bool, broker: str | None,
     models_dir: Path | None, topic_prefix: str | None,
 ) -> None:
     """Train model NAME from FILE (CSV or JSON) into the model store."""
@@ -174,7 +178,7 @@ def train_cmd(
     spec = TrainingSpec(
         name=name, signals=_split(signals), exclude=_split(exclude), interval_ms=interval_ms,
         window_size=window_size, fill=fill, algorithm=algorithm, ranges=_ranges(froms, tos),
-        target_far=target_far, timestamp_column=timestamp_column,
+        target_far=target_far, timestamp_column=timestamp_column, asset_column=asset_column,
     )
     say = (lambda _line: None) if as_json else click.echo
     with _registry(settings) as registry:
@@ -192,7 +196,7 @@ def train_cmd(
         emit(record, f" (reading {file.name})")
         progress = _Progress(file, enabled=not as_json and sys.stderr.isatty())
         try:
-            result = train(read_table(file, spec.timestamp_column, progress), spec)
+            result = train(read_table(file, spec.timestamp_column, progress, spec.asset_column), spec)
         except Exception as exc:
             progress.close()
             reason = exc.reason if isinstance(exc, TrainingError) else f"{type(exc).__name__}: {exc}"
@@ -230,7 +234,8 @@ def _completed(record: ModelRecord, result: TrainingResult, digest: str) -> Mode
 
 
 def _quality_text(q: QualityReport) -> str:
-    lines = [f"data: {q.rows} rows; interval {q.interval_ms} ms; {q.slots} slots, "
+    of = f" of {q.assets} asset{'s' * (q.assets != 1)}, each trained apart" if q.assets else ""
+    lines = [f"data: {q.rows} rows{of}; interval {q.interval_ms} ms; {q.slots} slots, "
              f"{q.dropped} left out; {q.duplicate_timestamps} duplicate and "
              f"{q.non_increasing_timestamps} non-increasing timestamps", format_table(q)]
     lines += [f"warning: {w}" for w in q.warnings()]
@@ -333,19 +338,21 @@ def show_cmd(name: str, version: int | None, as_json: bool, broker: str | None,
               help="Sensitivity 1-100 (default: the model's target-FAR sensitivity, else 70).")
 @click.option("--version", type=click.IntRange(min=1), default=None, help="Version (default: the latest).")
 @click.option("--timestamp-column", default=None, help="Timestamp column (default as in train).")
+@click.option("--asset-column", default=None,
+              help="Column of asset ids (default as in train): each asset scored on its own.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common
 @_user_errors
 def evaluate_cmd(name: str, labelled_file: Path, label_column: str, sensitivity: int | None,
-                 version: int | None, timestamp_column: str | None, as_json: bool,
-                 models_dir: Path | None, topic_prefix: str | None) -> None:
+                 version: int | None, timestamp_column: str | None, asset_column: str | None,
+                 as_json: bool, models_dir: Path | None, topic_prefix: str | None) -> None:
     """Score LABELLED_FILE with model NAME, point by point; report precision, recall, F1, FAR, MAR."""
     settings = _settings(None, models_dir, topic_prefix)
     store = ModelStore(settings.models_dir)
     model = store.load(name, version)
     record = store.load_record(name, model.version)
     s = sensitivity or model.sensitivity or DEFAULT_SENSITIVITY
-    table = read_table(labelled_file, timestamp_column)
+    table = read_table(labelled_file, timestamp_column, asset_column=asset_column)
     if table.rows == 0:
         raise TrainingError("empty file: no data rows")
     labels_raw = table.column(label_column)
@@ -376,8 +383,9 @@ def evaluate_cmd(name: str, labelled_file: Path, label_column: str, sensitivity:
         click.echo(f"expected false-alarm rate on the training data: {100 * expected:.2f}%")
 
 
-def _predict(model: Model, table: Any, sensitivity: int) -> tuple[np.ndarray, dict[str, int]]:
-    """Score the table's rows in time order through the streaming scorer (score, then learn).
+def _predict(model: Model, table: Table, sensitivity: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Score the table's rows in time order through the streaming scorer (score, then learn),
+    each asset with its own state when the table has an asset column.
 
     Points not scored (warming up, duplicate timestamps, incomplete) are predicted normal.
     """
@@ -385,14 +393,18 @@ def _predict(model: Model, table: Any, sensitivity: int) -> tuple[np.ndarray, di
         table.column(s)  # an unknown signal raises with the columns listed
     cols = [table.columns.index(s) for s in model.signals]
     scorer = AssetScorer(InferenceConfig("evaluate", model.model_id, "file", sensitivity), model)
-    state = scorer.new_state()
+    states: dict[str, AssetState] = {}
     order = np.argsort(table.ts_ms, kind="stable")
     predicted = np.zeros(table.rows, dtype=bool)
     kinds: dict[str, int] = {}
     for i in order.tolist():
         row = table.values[i, cols]
         signals = {s: float(v) for s, v in zip(model.signals, row.tolist(), strict=True) if v == v}
-        out = scorer.process(state, Reading("file", int(table.ts_ms[i]), signals))
+        asset = "file" if table.assets is None else str(table.assets[i])
+        state = states.get(asset)
+        if state is None:
+            state = states[asset] = scorer.new_state()
+        out = scorer.process(state, Reading(asset, int(table.ts_ms[i]), signals))
         kinds[out.kind] = kinds.get(out.kind, 0) + 1
         predicted[i] = out.anomaly is not None
     return predicted, kinds

@@ -22,6 +22,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents.holes import HoleGuard, ReadOffsets, message_of
+from agents.log_ends import report_log_ends, report_starts
 from agents.metrics import WorkerMetrics
 from agents.send_buffer import Sends
 from agents.settings import Settings
@@ -35,6 +36,22 @@ from streams.notification import encode_notification
 def wall_ms() -> int:
     """The wall clock, read here in the glue and handed to the pure core."""
     return time.time_ns() // 1_000_000
+
+
+def record_time(event_ms: int, now_ms: int) -> float:
+    """The Kafka timestamp (Faust's seconds) of an output record: the event time of what it
+    describes, or the publication time if that is earlier (a feed ahead of the wall clock:
+    stock brokers refuse timestamps too far ahead, ``message.timestamp.after.max.ms``).
+
+    Half a millisecond on top: Faust sends ``int(seconds * 1000)``, which a float's rounding
+    could otherwise put a millisecond early (docs/configuration.md, "Record timestamps").
+
+    >>> int(record_time(1_767_225_600_123, 1_800_000_000_000) * 1000.0)
+    1767225600123
+    >>> int(record_time(1_900_000_000_000, 1_800_000_000_000) * 1000.0)
+    1800000000000
+    """
+    return (min(event_ms, now_ms) + 0.5) / 1000.0
 
 
 @dataclass
@@ -125,6 +142,7 @@ def register_scoring_agent(
     def handle(messages: list[Message]) -> None:
         started = time.perf_counter()
         started_ms = wall_ms()
+        report_log_ends(app.consumer, engine.topics, engine.arrival, started_ms)
         out = engine.process_batch(messages, now_ms=started_ms)
         publish(out)
         metrics.observe(out, wall_ms(), time.perf_counter() - started,
@@ -134,29 +152,46 @@ def register_scoring_agent(
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
         """Finalise slots that fell due with no new point (idle assets, the wall clock)."""
+        await report_starts(app.consumer, engine.arrival)
         started_ms = wall_ms()
+        report_log_ends(app.consumer, engine.topics, engine.arrival, started_ms)
         out = engine.tick(started_ms)
         publish(out)
         metrics.observe(out, wall_ms(), engine=engine, finalised_at_ms=started_ms)
         metrics.assets.set(len(engine.states))
+        if out.anomalies:
+            # no input checkpoint vouches for a tick's anomalies: once the broker has them,
+            # say so in their states, so a restore does not publish them again
+            await sends.confirmed()
+            acknowledged = BatchOutput()
+            acknowledged.snapshots = engine.acknowledge(a for _, a in out.anomalies)
+            publish(acknowledged)
 
     def publish(out: BatchOutput, into: Sends | None = None) -> None:
         """Send what a batch or tick produced; synchronous, so never cut half-way. Every send
         is kept in ``into`` (by default the scoring agent's, awaited before a batch is acked)."""
         keep = into if into is not None else sends
+        now_ms = wall_ms()
         for key, (partition, snap) in out.snapshots.items():
             table.data[key] = snap
             keep(table.send_changelog(partition, key, snap))
-        for topic, partition, readings in out.forward:
+        for topic, partition, readings, arrived_ms in out.forward:
+            # stamped with when the readings first reached Kafka: their lateness is judged by it
             keep(by_asset[topic].send_soon(key=readings[0].asset_id.encode(),
-                                            value=encode_telemetry(readings), partition=partition))
+                                            value=encode_telemetry(readings), partition=partition,
+                                            timestamp=None if arrived_ms is None else arrived_ms / 1000))
         for partition, anomaly in out.anomalies:
             keep(anomalies.send_soon(key=anomaly.key.encode(), value=encode_anomaly(anomaly),
-                                      partition=partition))
+                                      partition=partition,
+                                      timestamp=record_time(anomaly.ts_ms, now_ms)))
         for partition, alert, hooks in out.alerts:
             alert_key = alert.alert_id.encode()
-            keep(alerts.send_soon(key=alert_key, value=encode_alert(alert), partition=partition))
+            # an alert record describes its group as of its latest anomaly
+            keep(alerts.send_soon(key=alert_key, value=encode_alert(alert), partition=partition,
+                                  timestamp=record_time(alert.last_ts_ms, now_ms)))
             if alert.notify and hooks:
+                # a notification is a delivery to make now: stamped when published (the delivery
+                # agent times its attempts and latency from it)
                 keep(notifications.send_soon(key=alert_key, value=encode_notification(alert, hooks),
                                               partition=partition))
         if out.alerts:
@@ -167,9 +202,8 @@ def register_scoring_agent(
             r = point.reading
             keep(late.send_soon(key=f"{inference_id}/{r.asset_id}/{r.ts_ms}".encode(),
                                  value=encode_late(inference_id, r, point.slot_ms, point.late_by_ms),
-                                 partition=partition))
+                                 partition=partition, timestamp=record_time(r.ts_ms, now_ms)))
         if out.rejections:
-            now_ms = wall_ms()
             for msg, rejection in out.rejections:
                 keep(dead_letter.send_soon(key=msg.key, value=encode_dead_letter(
                     rejection, source_topic=msg.topic, partition=msg.partition,

@@ -115,6 +115,8 @@ class Settings:
     fast_group: bool | None = None
     one_record_per_batch: bool | None = None
     batch_max_events: int = 1000
+    #: a reading stamped more than this after its record reached Kafka is dead-lettered
+    max_ahead_ms: int | None = 3_600_000
     batch_within_s: float = 0.05
     tick_interval_s: float = 0.5
     #: telemetry topics served besides the default one and those of declared inferences
@@ -144,6 +146,12 @@ class Settings:
         if get(ENV_PREFIX + "MIN_INSYNC_REPLICAS"):
             s = replace(s, min_insync_replicas=_positive_int(
                 "MIN_INSYNC_REPLICAS", str(get(ENV_PREFIX + "MIN_INSYNC_REPLICAS"))))
+        if get(ENV_PREFIX + "BATCH_MAX_EVENTS"):  # records the scoring agent takes at once
+            s = replace(s, batch_max_events=_positive_int(
+                "BATCH_MAX_EVENTS", str(get(ENV_PREFIX + "BATCH_MAX_EVENTS"))))
+        if get(ENV_PREFIX + "MAX_AHEAD_MS"):  # 0: no limit (an accelerated feed from the future)
+            ahead = int(str(get(ENV_PREFIX + "MAX_AHEAD_MS")))
+            s = replace(s, max_ahead_ms=ahead if ahead > 0 else None)
         if get(ENV_PREFIX + "BROKER"):
             s = replace(s, broker=get(ENV_PREFIX + "BROKER"))
         if get(ENV_PREFIX + "APP_ID"):

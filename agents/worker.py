@@ -31,6 +31,7 @@ from agents.topic_view import TopicView
 from agents.topics import faust_topic_specs, topic_specs
 from streams.codec import dumps
 from streams.control import Command, InferenceState
+from streams.decode import DecodeLimits
 from streams.engine import Engine
 from streams.inference import InferenceConfig
 
@@ -76,6 +77,9 @@ def declare(kafka: KafkaConnection, settings: Settings, inferences: list[Inferen
     producer = make_producer(kafka)
     for cfg in inferences:
         params = {**cfg.to_dict(), "declare": True}
+        if cfg.clock == "wall" and cfg.start_ms == 0:
+            # no start in the file: from now on (a wall-clock start cannot be in the past)
+            del params["start_ms"]
         cmd = Command(f"declare/{cfg.inference_id}/{uuid.uuid4().hex[:12]}", "create",
                       cfg.inference_id, params, wall_ms(), "worker-declaration")
         producer.produce(settings.topics.control, key=cfg.inference_id.encode(),
@@ -89,7 +93,8 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
     declared = load_inferences(settings.inferences_file) if settings.inferences_file else []
     check_declared(settings, declared)
     served = {settings.topics.telemetry, *settings.extra_topics, *(c.topic for c in declared)}
-    engine = Engine([], load=lambda key: None, partitions=settings.partitions, topics=served)
+    engine = Engine([], load=lambda key: None, partitions=settings.partitions, topics=served,
+                    limits=DecodeLimits(max_ahead_ms=settings.max_ahead_ms))
     ensure_topics(kafka, topic_specs(settings, engine.topics))
     app = create_app(settings, kafka)
     stats = PipelineStats()

@@ -2,8 +2,8 @@
 
 * ``empty``: a Faust agent that does nothing with each message — Faust's per-message floor;
 * ``naive``: the pipeline a user would write first — ``json.loads`` per message, a window list
-  in a changelog-backed table written per message, a River HalfSpaceTrees per asset (score,
-  then learn), an output record per anomaly.
+  in a changelog-backed table written per message, a River HalfSpaceTrees per asset (10
+  trees, height 6, window 50; score, then learn), an output record per anomaly.
 
 Run: ``python -m benchmarks.baselines MODE BOOTSTRAP TOPIC PARTITIONS WEB_PORT APP_ID``.
 """
@@ -65,7 +65,8 @@ def build(
                 windows[asset] = window
                 model = models.get(asset)
                 if model is None:
-                    model = models[asset] = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=1)
+                    model = models[asset] = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(
+                        n_trees=10, height=6, window_size=50, seed=1)
                 score = model.score_one(r["signals"])
                 model.learn_one(r["signals"])
                 counts["received"] += 1

@@ -4,11 +4,16 @@ Run: ``python -m benchmarks.pipeline [--broker HOST:PORT | --apache-kafka] [--as
 (the embedded broker by default; ``--apache-kafka`` starts Apache Kafka from its jars,
 docs/apache-kafka.md).
 
-Throughput runs pre-load a fresh topic, then start the worker and time it from the first
-message it reports received to the last (catch-up mode). The latency run feeds a fresh
-worker at a fixed rate with sensitivity 100 (every scored point is published) and measures
-published − produced per point from the Kafka timestamps of the two records. Peak resident
-memory is the worker process's VmHWM. Results print as a Markdown table.
+Throughput runs time a worker from the first point it reports received to the last one
+finalised, on two paths apart: **live** (the worker runs, its inference active, and the
+readings are sent as fast as the producer goes) and **pre-fill** (the readings are on the
+topic before the worker starts; its inference's first epoch reads them as history). The
+baselines (Faust's empty agent, a naive Faust + River HalfSpaceTrees pipeline) read a
+pre-loaded topic. The latency runs feed a fresh worker one reading per message at half the
+sustained live rate, at sensitivity 70 and 100, and report per published anomaly produced →
+read (a reader consuming all along stamps each record's arrival) and the worker's own
+due → published histogram. Peak resident memory is the worker process's VmHWM. Results
+print as Markdown tables.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -132,18 +139,32 @@ class Bench:
         seconds = max(t_last - t_first, POLL_S)
         return Result(name, points, messages, seconds, peak_rss_mb(proc.pid))
 
-    def run_assetwatch(self, points_per_asset: int, per_message: int) -> Result:
+    def run_assetwatch(self, points_per_asset: int, per_message: int, path: str = "live") -> Result:
+        """``live``: the worker is running, its inference active, when the readings are sent
+        (as fast as the producer goes), so the live stream takes them all. ``prefill``: the
+        readings are on the topic before the worker starts, so its inference's first epoch
+        reads them as history (the pre-fill path). Timed from the first point received to
+        the last one finalised ("received" alone does not say they were scored)."""
         settings, inf = self.fresh()
-        points, messages = self.preload(settings, points_per_asset, per_message)
-        log = self.workdir / "worker.log"
+        log = self.workdir / f"worker-{path}.log"
         w = WorkerProcess(self.kafka, inf, self.workdir / "models", settings.app_id,
                           settings.topics.prefix, PARTITIONS, log_path=log)
+        name = f"assetwatch{' pre-fill' if path == 'prefill' else ''}, {per_message} reading(s)/message"
+        if path == "prefill":
+            points, messages = self.preload(settings, points_per_asset, per_message)
         with w:
             assert w.proc is not None
-            # points finalised, whichever path took them (live, or the pre-fill of the declared
-            # inference's first epoch): "received" alone does not say they were scored
-            return self.time_worker(f"assetwatch, {per_message} reading(s)/message", w.proc,
-                                    w.status, points, points, messages, log, FINALISED)
+            if path == "live":
+                w.wait_ready(120)
+                feeder = threading.Thread(target=self.preload, daemon=True,
+                                          args=(settings, points_per_asset, per_message))
+                feeder.start()
+                points = len(self.assets) * points_per_asset
+                messages = len(self.assets) * -(-points_per_asset // per_message)
+            result = self.time_worker(name, w.proc, w.status, points, points, messages, log, FINALISED)
+            if path == "live":
+                feeder.join(60)
+            return result
 
     def run_baseline(self, mode: str, points_per_asset: int, per_message: int) -> Result:
         settings, _ = self.fresh()
@@ -165,8 +186,11 @@ class Bench:
             proc.terminate()
             proc.wait(20)
 
-    def run_latency(self, rate: float, seconds: float) -> dict[str, float]:
-        settings, inf = self.fresh(sensitivity=100)
+    def run_latency(self, rate: float, seconds: float, sensitivity: int) -> dict[str, float]:
+        """Feed a fresh worker one reading per message at ``rate``; per published anomaly,
+        produced → read (a reader consuming all along stamps each record as it arrives), and
+        the worker's own due → published histogram (its p50/p99 bucket bounds)."""
+        settings, inf = self.fresh(sensitivity=sensitivity)
         w = WorkerProcess(self.kafka, inf, self.workdir / "models", settings.app_id,
                           settings.topics.prefix, PARTITIONS, log_path=self.workdir / "lat.log")
         total = int(rate * seconds)
@@ -174,8 +198,25 @@ class Bench:
         assets = self.assets[: max(1, min(len(self.assets), total // per_asset))]
         fleet = generate_fleet(assets, per_asset, START_MS, 1000, seed=2)
         produced: dict[tuple[str, int], float] = {}
+        arrived: dict[tuple[str, int], float] = {}
+        stop = threading.Event()
+
+        def read() -> None:
+            consumer: Consumer = topic_reader(self.kafka, settings.topics.anomalies, PARTITIONS)
+            try:
+                while not stop.is_set():
+                    for m in consumer.consume(500, 0.05):
+                        key = m.key()
+                        if m.error() is None and key:
+                            _, asset, ts = key.decode().rsplit("/", 2)
+                            arrived.setdefault((asset, int(ts)), time.time() * 1000)
+            finally:
+                consumer.close()
+
         with w:
             w.wait_ready(60)
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
             producer = make_producer(self.kafka, **{"linger.ms": 0})
             t0 = time.monotonic()
             for i, r in enumerate(fleet.readings):
@@ -185,23 +226,44 @@ class Bench:
                 if ahead > 0:
                     time.sleep(ahead)  # pacing the load generator
             producer.flush(30)
-            consumer: Consumer = topic_reader(self.kafka, settings.topics.anomalies, PARTITIONS)
-            lat: list[float] = []
-            deadline = time.monotonic() + 60
-            warm = len(assets) * 16
-            while len(lat) < len(fleet.readings) - warm and time.monotonic() < deadline:
-                for m in consumer.consume(500, 0.2):
-                    key = m.key()
-                    if m.error() is None and key:
-                        _, asset, ts = key.decode().rsplit("/", 2)
-                        sent = produced.get((asset, int(ts)))
-                        if sent is not None:
-                            lat.append(m.timestamp()[1] - sent)
-            consumer.close()
-        arr = np.asarray(lat)
-        return {"rate": rate, "points": float(arr.size), "assets": float(len(assets)),
-                "p50": float(np.percentile(arr, 50)),
-                "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                st = w.status() or {}
+                if sum(st.get("counts", {}).get(k, 0) for k in FINALISED) >= len(fleet.readings):
+                    break
+                time.sleep(POLL_S)  # polling interval of a deadline-bounded wait
+            time.sleep(0.5)  # the reader's last fetch of what was just published
+            stop.set()
+            reader.join(10)
+            due = due_to_published(w.web_port)
+        lat = np.asarray([arrived[k] - produced[k] for k in arrived if k in produced])
+        if lat.size == 0:
+            raise RuntimeError(f"latency at sensitivity {sensitivity}: no anomaly was published")
+        return {"rate": rate, "sensitivity": float(sensitivity), "points": float(len(fleet.readings)),
+                "anomalies": float(lat.size), "assets": float(len(assets)),
+                "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+                "max": float(lat.max()), **due}
+
+
+def due_to_published(port: int) -> dict[str, float]:
+    """p50/p99 of the worker's ``assetwatch_due_to_published_seconds`` histogram, in ms, as
+    the upper bounds of the buckets they fall in (Prometheus' resolution)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:  # loopback
+        text = resp.read().decode()
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("assetwatch_due_to_published_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    bounds = sorted(buckets)
+    count = buckets.get(float("inf"), 0.0)
+
+    def quantile(q: float) -> float:
+        return next((b * 1000 for b in bounds if buckets[b] >= q * count), float("nan"))
+
+    return {"due_p50": quantile(0.5), "due_p99": quantile(0.99)} if count else {
+        "due_p50": float("nan"), "due_p99": float("nan")}
 
 
 def machine() -> str:
@@ -238,13 +300,19 @@ def main() -> None:
     for r in results:
         print(f"| {r.name} | {r.points:,} | {r.messages:,} | {r.seconds:.2f} | {r.rate:,.0f} | "
               f"{r.peak_rss_mb:.0f} |")
-    print(f"\nlatency (produced → anomaly published), one reading per message at "
-          f"{latency['rate']:,.0f} points/s (half the sustained rate), {latency['points']:.0f} points "
-          f"of {latency['assets']:.0f} assets: "
-          f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, max {latency['max']:.1f} ms")
+    print("\nlatency, one reading per message at half the sustained single-reading rate "
+          "(produced → read: a reader's arrival time of each anomaly; due → published: the "
+          "worker's histogram, bucket bounds)\n")
+    print("| sensitivity | points/s | points | anomalies | produced→read p50 | p99 | max | "
+          "due→published p50 | p99 |")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for lat in latency:
+        print(f"| {lat['sensitivity']:.0f} | {lat['rate']:,.0f} | {lat['points']:.0f} | "
+              f"{lat['anomalies']:.0f} | {lat['p50']:.0f} ms | {lat['p99']:.0f} ms | "
+              f"{lat['max']:.0f} ms | ≤ {lat['due_p50']:.0f} ms | ≤ {lat['due_p99']:.0f} ms |")
 
 
-def run_all(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]:
+def run_all(args: argparse.Namespace) -> tuple[list[Result], list[dict[str, float]]]:
     """Every throughput run, then the latency run at half the sustained single-reading rate."""
     single_pts, batch_pts, naive_pts = (30, 300, 10) if not args.quick else (5, 50, 3)
     settings = Settings.from_env(os.environ, broker=args.broker)
@@ -254,11 +322,13 @@ def run_all(args: argparse.Namespace) -> tuple[list[Result], dict[str, float]]:
             b.run_baseline("empty", single_pts, 1),
             b.run_assetwatch(single_pts, 1),
             b.run_assetwatch(batch_pts, 100),
+            b.run_assetwatch(batch_pts, 100, path="prefill"),
             b.run_baseline("naive", naive_pts, 1),
             b.run_baseline("naive", naive_pts * 10, 100),
         ]
         sustained = results[1].rate
-        latency = b.run_latency(rate=max(sustained / 2, 50), seconds=10 if not args.quick else 3)
+        latency = [b.run_latency(rate=max(sustained / 2, 50), seconds=10 if not args.quick else 3,
+                                 sensitivity=sensitivity) for sensitivity in (70, 100)]
     return results, latency
 
 

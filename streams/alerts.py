@@ -6,7 +6,9 @@ slot-aligned timestamps). With correlation window ``x``:
 
 * a group **opens** at its first anomaly — an ``open`` alert that notifies at once;
 * a later anomaly at most ``x`` points after the group's **last** anomaly joins it (groups
-  chain) — an ``updated`` alert that does not notify;
+  chain) — an ``updated`` alert that does not notify, published only when the group changed
+  enough since its last record (its count doubled, an asset joined, its max severity entered a
+  higher tenth, or it is announced); otherwise folded into the group's next record;
 * the group **resolves** once ``x + 1`` points after its last anomaly have been scored with
   no anomaly — :meth:`AlertGrouper.advance` with the watermark, or a later anomaly too far to
   join — a ``resolved`` alert that notifies. ``x = 0`` correlates nothing: each anomaly has
@@ -108,6 +110,15 @@ def alert_id(inference_id: str, config_name: str, scope_key: str, first_ms: int)
     """
     identity = dumps([inference_id, config_name, scope_key, first_ms])
     return hashlib.sha256(identity).hexdigest()[:16]
+
+
+def severity_tenth(severity: float) -> int:
+    """Which tenth of [0, 1] a severity is in (1.0 in the tenth above 0.9).
+
+    >>> severity_tenth(0.0), severity_tenth(0.79), severity_tenth(0.8), severity_tenth(1.0)
+    (0, 7, 8, 10)
+    """
+    return int(severity * 10)
 
 
 def top_signals(contributions: Mapping[str, float], n: int = TOP_SIGNALS) -> tuple[str, ...]:
@@ -297,7 +308,7 @@ class _Group:
     """An open group (mutable, internal); :meth:`to_plain` for snapshots."""
 
     __slots__ = ("alert_id", "announced", "anomalies", "assets", "contributions", "count",
-                 "first_slot_ms", "first_ts_ms", "last_ts_ms", "max_severity")
+                 "first_slot_ms", "first_ts_ms", "last_ts_ms", "max_severity", "shown")
 
     def __init__(self, alert_id: str, first_slot_ms: int, first_ts_ms: int) -> None:
         self.alert_id = alert_id
@@ -310,6 +321,18 @@ class _Group:
         self.contributions: dict[str, float] = {}
         self.anomalies: list[Anomaly] = []
         self.announced = False
+        #: (anomaly count, assets, severity tenth) of the last record published for the group
+        self.shown = (0, 0, 0)
+
+    def mark_shown(self) -> None:
+        self.shown = (self.count, len(self.assets), severity_tenth(self.max_severity))
+
+    def worth_an_update(self) -> bool:
+        """Whether the group changed enough since its last record to publish an ``updated``
+        one (docs/alerts.md, "Updates are folded")."""
+        count, assets, tenth = self.shown
+        return (self.count >= 2 * count or len(self.assets) > assets
+                or severity_tenth(self.max_severity) > tenth)
 
     def join(self, a: Anomaly, max_inline: int) -> None:
         self.first_ts_ms = min(self.first_ts_ms, a.ts_ms)
@@ -329,6 +352,7 @@ class _Group:
             "assets": list(self.assets), "count": self.count, "max_severity": self.max_severity,
             "contributions": dict(self.contributions), "announced": self.announced,
             "anomalies": [anomaly_to_plain(a) for a in self.anomalies],
+            "shown": list(self.shown),
         }
 
     @classmethod
@@ -341,6 +365,11 @@ class _Group:
         g.contributions = {str(k): float(v) for k, v in d["contributions"].items()}
         g.announced = bool(d["announced"])
         g.anomalies = [anomaly_from_plain(a) for a in d["anomalies"]]
+        if "shown" in d:
+            count, assets, tenth = (int(v) for v in d["shown"])
+            g.shown = (count, assets, tenth)
+        else:  # a snapshot from before updates were folded: every update was published
+            g.mark_shown()
         return g
 
 
@@ -438,6 +467,8 @@ class AlertGrouper:
                 group.join(anomaly, cfg.max_inline_anomalies)
                 notify = not group.announced and self._announce(scope, group.max_severity, slot)
                 group.announced = group.announced or notify
+                if not notify and not group.worth_an_update():
+                    return []  # folded: the group's next record carries it
                 return [self._record(group, "updated", notify)]
             out.append(self._resolve(scope))
         self._last_ts[asset] = ts
@@ -513,6 +544,7 @@ class AlertGrouper:
 
     def _record(self, g: _Group, state: AlertState, notify: bool) -> Alert:
         cfg = self.config
+        g.mark_shown()
         return Alert(
             g.alert_id, cfg.alert.name, cfg.inference_id, tuple(g.assets), g.first_ts_ms,
             g.last_ts_ms, g.count, g.max_severity, top_signals(g.contributions), state, notify,

@@ -38,9 +38,10 @@ each shows as a hole of one, read to find nothing. It costs a read, never a poin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from streams.engine import Message
+if TYPE_CHECKING:  # streams.engine reads checkpoints: the import goes one way at run time
+    from streams.engine import Message
 
 #: Table keys of checkpoints start with this (never an asset state key: those have no '#').
 CHECKPOINT_PREFIX = "#offset/"
@@ -87,6 +88,7 @@ def find_holes(messages: Iterable[Message],
     Nothing before that offset is ever a hole: a live stream delivering again what the state
     holds and then skipping ahead has only the offsets past it to fill.
 
+    >>> from streams.engine import Message
     >>> def m(p: int, o: int) -> Message: return Message("t", p, o, None, b"")
     >>> for h in find_holes([m(0, 5), m(0, 6), m(0, 9), m(1, 3)], {("t", 0): 5, ("t", 1): 0}.get):
     ...     print(h)
@@ -116,6 +118,7 @@ def find_holes(messages: Iterable[Message],
 def splice(messages: Sequence[Message], filled: Mapping[Hole, Sequence[Message]]) -> list[Message]:
     """``messages`` with each hole's records put just before the record that revealed it.
 
+    >>> from streams.engine import Message
     >>> def m(o: int) -> Message: return Message("t", 0, o, None, b"")
     >>> [x.offset for x in splice([m(5), m(8)], {Hole("t", 0, range(6, 8), 1): [m(6), m(7)]})]
     [5, 6, 7, 8]

@@ -23,6 +23,10 @@ Checks, in order, each with a short specific reason:
 6. **asset id**: each reading's own ``asset_id``, else the batch's; the schema requires one
    and restricts it to 1–256 characters, no control characters, no outer whitespace.
    Then ``too many signals: 300 > 256`` against :attr:`DecodeLimits.max_signals`.
+7. **arrival** (:func:`check_arrival`, where the record's Kafka timestamp is known): a
+   reading stamped more than :attr:`DecodeLimits.max_ahead_ms` (1 h) after its record
+   reached Kafka is refused — ``timestamp ahead of arrival: 2099-01-01T… is more than 1 h
+   after the record reached Kafka (…)``.
 
 Decisions (also in the schema's description):
 
@@ -102,6 +106,9 @@ class DecodeLimits:
     min_ts_ms: int = 946_684_800_000
     max_ts_ms: int = 4_102_444_800_000
     max_signals: int = 256
+    #: how far a reading may be stamped after its record reached Kafka (clock skew, not a
+    #: feed from the future): further is refused by :func:`check_arrival`; None: no limit
+    max_ahead_ms: int | None = 3_600_000
 
 
 _DEFAULT_LIMITS = DecodeLimits()
@@ -227,6 +234,42 @@ def _range_reason(ts_ms: int, limits: DecodeLimits) -> str:
     elif lo <= ts_ms // 1000 < hi:
         reason += "; epoch microseconds? ts must be epoch milliseconds"
     return reason
+
+
+def check_arrival(readings: list[Reading], raw: bytes, arrived_ms: int | None,
+                  limits: DecodeLimits = _DEFAULT_LIMITS) -> Rejection | None:
+    """Refuse a message stamped implausibly far after it reached Kafka (check 7).
+
+    One reading at 2099 would carry its asset's event clock to 2099 and make every later
+    point late; the broker's timestamp of the record says when it really arrived, so a
+    reading more than :attr:`DecodeLimits.max_ahead_ms` after it is refused, whole message
+    (like every other check). Unknown arrival (``None``) or no limit: nothing to check.
+
+    >>> r = [Reading("pump-1", 4_070_908_800_000, {"t": 1.0})]  # 2099-01-01
+    >>> reason = check_arrival(r, b"...", arrived_ms=1_796_284_800_000).reason
+    >>> reason.split(" after ")[0]
+    'timestamp ahead of arrival: 2099-01-01T00:00:00.000Z is more than 1 h'
+    >>> check_arrival(r, b"...", arrived_ms=4_070_908_000_000) is None
+    True
+    """
+    limit = limits.max_ahead_ms
+    if arrived_ms is None or limit is None:
+        return None
+    for i, reading in enumerate(readings):
+        if reading.ts_ms > arrived_ms + limit:
+            where = f"readings[{i}]: " if len(readings) > 1 else ""
+            return Rejection(
+                f"{where}timestamp ahead of arrival: {_show_ts(reading.ts_ms)} is more than "
+                f"{_span(limit)} after the record reached Kafka ({_show_ts(arrived_ms)})",
+                raw, reading.asset_id)
+    return None
+
+
+def _span(ms: int) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size} {unit}"
+    return f"{ms} ms"
 
 
 _NON_FINITE_LITERAL = re.compile(r"-?(?:NaN|nan|Infinity|infinity|inf|Inf)\b")

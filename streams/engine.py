@@ -37,7 +37,7 @@ With four partitions, asset ``a`` lives on partition 0; arriving on 1, it is for
 
 >>> elsewhere = Message("tele", 1, 0, b"a", msgs[0].value)
 >>> routed = Engine([scorer], load=lambda k: None, partitions=4).process_batch([elsewhere])
->>> [(topic, part, [r.ts_ms for r in rs]) for topic, part, rs in routed.forward]
+>>> [(topic, part, [r.ts_ms for r in rs]) for topic, part, rs, _ in routed.forward]
 [('tele.by-asset', 0, [1767225600000])]
 """
 
@@ -49,16 +49,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
+from streams.arrival import ArrivalClocks
+from streams.checkpoint import checkpoint_key
 from streams.clock import EventTimeClock
 from streams.correlation import FeedItem, Progress, partition_progress
-from streams.decode import DecodeLimits, decode_telemetry
+from streams.decode import DecodeLimits, check_arrival, decode_telemetry
 from streams.partitioning import home_partition
 from streams.records import Anomaly, Reading, Rejection, anomaly_from_plain, anomaly_to_plain
 from streams.scoring import AssetScorer, AssetState
 from streams.watermark import Duplicate, Gap, Late, slot_of
 
 Snapshot = dict[str, Any]
-Loader = Callable[[str], Snapshot | None]
+Loader = Callable[[str], Any]
+#: an input record, ``[topic, partition, offset]``: an anomaly published by the batch that took
+#: it is durable once that partition's checkpoint (streams/checkpoint.py) is past it
+Proof = list[Any]
+#: the proof of an anomaly the glue saw acknowledged (:meth:`Engine.acknowledge`)
+ACKNOWLEDGED: Proof = ["acknowledged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,8 @@ class Message:
     offset: int
     key: bytes | None
     value: bytes
+    #: the record's Kafka timestamp (when it reached the broker: :mod:`streams.arrival`)
+    timestamp_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -78,7 +87,8 @@ class BatchOutput:
 
     anomalies: list[tuple[int, Anomaly]] = field(default_factory=list)
     rejections: list[tuple[Message, Rejection]] = field(default_factory=list)
-    forward: list[tuple[str, int, list[Reading]]] = field(default_factory=list)
+    #: (by-asset topic, home partition, readings, when their records reached the broker)
+    forward: list[tuple[str, int, list[Reading], int | None]] = field(default_factory=list)
     late: list[tuple[int, str, Late]] = field(default_factory=list)
     gaps: list[tuple[int, str, str, Gap]] = field(default_factory=list)
     #: per (inference id, outcome): what happened to points once an inference took them
@@ -162,8 +172,11 @@ class Engine:
         self._wall = _Now()
         self._event_clocks: dict[str, EventTimeClock] = {}
         self._groupers: dict[str, list[AlertGrouper]] = {}
-        #: per asset state, the anomalies it published lately: (wall ms, plain anomaly)
-        self._recent: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        #: per asset state, the anomalies it published lately: (wall ms, plain anomaly, the
+        #: input record whose batch published it, or None for a tick's)
+        self._recent: dict[str, list[tuple[int, dict[str, Any], Proof | None]]] = {}
+        #: per asset state, the last input record of this batch that touched it
+        self._touched_by: dict[str, Proof] = {}
         #: anomalies of restored snapshots, published again with the next output
         self._republish: list[tuple[int, Anomaly]] = []
         self._last_arrival_ms: dict[str, int] = {}
@@ -172,6 +185,9 @@ class Engine:
         #: (inference id, partition) → (progress, wall ms) last put on the correlation feed
         self._progress_sent: dict[tuple[str, int], tuple[int | None, int]] = {}
         self.limits = limits or DecodeLimits()
+        #: how far in broker time this worker has read each partition: ``wall`` inferences'
+        #: clock, so a point is late by when it reached Kafka, not when it was read
+        self.arrival = ArrivalClocks()
         self.states: dict[str, tuple[int, AssetState, AssetScorer]] = {}
 
     @property
@@ -275,6 +291,7 @@ class Engine:
         ``from_ms`` (records the edge refuses were dead-lettered when they first came)."""
         readings = [r for m in messages
                     if not isinstance(decoded := decode_telemetry(m.value, m.key, self.limits), Rejection)
+                    and check_arrival(decoded, m.value, m.timestamp_ms, self.limits) is None
                     for r in decoded if r.ts_ms >= from_ms]
         return self.prefill(inference_id, partition, readings)
 
@@ -303,13 +320,25 @@ class Engine:
         counts = out.counts
         touched: dict[str, tuple[int, AssetScorer]] = {}
         forward: dict[tuple[str, int, str], list[Reading]] = {}
+        forward_arrived: dict[tuple[str, int, str], int] = {}
         positions = self.positions
+        arrival = self.arrival
+        stored: dict[tuple[str, int], int] = {}
+        self._touched_by = {}
         for msg in messages:
             tp = (msg.topic, msg.partition)
+            if tp not in stored:
+                stored[tp] = self._checkpoint(tp)
+            # a record the stored state already took (re-delivered after a crash or a move):
+            # not late if its slot is finalised — it was scored, or published late, then
+            redelivered = msg.offset < stored[tp]
             if tp not in positions:
                 self.first_offsets.setdefault(tp, msg.offset)
             positions[tp] = msg.offset + 1
+            arrival.read(tp, msg.offset, msg.timestamp_ms, now_ms)
             decoded = decode_telemetry(msg.value, msg.key, self.limits)
+            if not isinstance(decoded, Rejection):
+                decoded = check_arrival(decoded, msg.value, msg.timestamp_ms, self.limits) or decoded
             if isinstance(decoded, Rejection):
                 counts["received"] += 1
                 counts["invalid"] += 1
@@ -326,7 +355,10 @@ class Engine:
                 home = home_partition(reading.asset_id, self.partitions)
                 if home != msg.partition and not forwarded:
                     target = by_asset_topic(msg.topic)
-                    forward.setdefault((target, home, reading.asset_id), []).append(reading)
+                    fkey = (target, home, reading.asset_id)
+                    forward.setdefault(fkey, []).append(reading)
+                    if msg.timestamp_ms is not None:  # the forward keeps when it first arrived
+                        forward_arrived[fkey] = max(forward_arrived.get(fkey, 0), msg.timestamp_ms)
                     counts["forwarded"] += 1
                     continue
                 for scorer in scorers:
@@ -340,6 +372,8 @@ class Engine:
                     except Exception as exc:  # one inference's fault must not stop the others
                         out.failures[inference.inference_id] = _describe(exc)
                         continue
+                    if isinstance(added, Late) and redelivered:
+                        added = Duplicate(reading, reading.ts_ms, added.slot_ms)
                     if isinstance(added, Late):
                         counts["late"] += 1
                         out.by_inference[(inference.inference_id, "late")] += 1
@@ -349,12 +383,20 @@ class Engine:
                         counts["duplicate"] += 1
                         out.by_inference[(inference.inference_id, "duplicate")] += 1
                     touched[key] = (home, scorer)
+                    self._touched_by[key] = [msg.topic, msg.partition, msg.offset]
                     if inference.clock == "event":
                         self._event_clocks[key].observe(reading.ts_ms)
                         self._last_arrival_ms[key] = now_ms
-        out.forward = [(topic, part, rs) for (topic, part, _), rs in forward.items()]
+        out.forward = [(topic, part, rs, forward_arrived.get((topic, part, asset)))
+                       for (topic, part, asset), rs in forward.items()]
         self._finalise(touched, out, always_snapshot=True)
+        self._touched_by = {}
         return out
+
+    def _checkpoint(self, tp: tuple[str, int]) -> int:
+        """How far the stored state reaches into an input partition (0: nothing known)."""
+        value = self.load(checkpoint_key(*tp))
+        return value if isinstance(value, int) else 0
 
     def tick(self, now_ms: int) -> BatchOutput:
         """Finalise what has fallen due since the last batch, for every asset held (idle ones too)."""
@@ -422,7 +464,7 @@ class Engine:
         if recent:
             horizon = self._wall.ms - REPUBLISH_WINDOW_MS
             recent[:] = [r for r in recent if r[0] >= horizon]
-            snap["recent_anomalies"] = [[at, plain] for at, plain in recent]
+            snap["recent_anomalies"] = [[at, plain, proof] for at, plain, proof in recent]
         return snap
 
     def _finalise_one(self, key: str, home: int, scorer: AssetScorer, out: BatchOutput,
@@ -432,7 +474,13 @@ class Engine:
         inference = scorer.inference
         clock = self._event_clocks.get(key)
         if clock is None:
-            now = self._wall.ms
+            arrived = self.arrival.clock_ms(
+                ((inference.topic, home), (by_asset_topic(inference.topic), home)), self._wall.ms)
+            if arrived is None:  # where reading this partition stands is not known yet: wait
+                if always_snapshot:
+                    out.snapshots[key] = (home, self._snapshot(key))
+                return
+            now = arrived
         else:
             now = clock.now_ms()
             idle_ms = self._wall.ms - self._last_arrival_ms.get(key, self._wall.ms)
@@ -452,7 +500,7 @@ class Engine:
                 if scorer.correlates:
                     out.correlation.append((inference.inference_id, outcome.anomaly))
                 self._recent.setdefault(key, []).append(
-                    (self._wall.ms, anomaly_to_plain(outcome.anomaly)))
+                    (self._wall.ms, anomaly_to_plain(outcome.anomaly), self._touched_by.get(key)))
             if outcome.gap is not None:
                 counts["gap_points"] += outcome.gap.points
                 out.gaps.append((home, inference.inference_id, key, outcome.gap))
@@ -485,9 +533,13 @@ class Engine:
         self.states[key] = (partition, state, scorer)
         if snap is not None and snap.get("recent_anomalies"):
             # the crash window: the snapshot reached the changelog, its anomalies may not have
-            # reached their topic; keys are idempotent, so publishing them again is harmless
-            self._recent[key] = [(int(at), plain) for at, plain in snap["recent_anomalies"]]
-            self._republish += [(partition, anomaly_from_plain(plain)) for _, plain in self._recent[key]]
+            # reached their topic. Those of a batch whose checkpoint is past its input are
+            # durable (the checkpoint is written once the broker acknowledged the batch's
+            # output); the others are published again (keys are idempotent)
+            self._recent[key] = [(int(at), plain, proof) for at, plain, proof, *_ in
+                                 ([*list(r), None] for r in snap["recent_anomalies"])]
+            self._republish += [(partition, anomaly_from_plain(plain))
+                                for _, plain, proof in self._recent[key] if not self._durable(proof)]
         self._groupers[key] = [
             AlertGrouperConfig(scorer.inference.inference_id, scorer.model.interval_ms, cfg)
             .build(alert_states.get(cfg.name)) for cfg in scorer.inference.alerts
@@ -500,6 +552,32 @@ class Engine:
             self._last_arrival_ms[key] = self._wall.ms
         return state
 
+    def _durable(self, proof: Proof | None) -> bool:
+        """Whether the batch that took ``proof``'s record had its output acknowledged (or the
+        glue said so: :meth:`acknowledge`)."""
+        if proof == ACKNOWLEDGED:
+            return True
+        return proof is not None and proof[2] < self._checkpoint((proof[0], proof[1]))
+
+    def acknowledge(self, anomalies: Iterable[Anomaly]) -> dict[str, tuple[int, Snapshot]]:
+        """The broker acknowledged these anomalies (a tick's, which no input checkpoint
+        vouches for): mark them durable in their states; return the snapshots to store again.
+
+        >>> Engine([], load=lambda k: None, partitions=1).acknowledge([])
+        {}
+        """
+        out: dict[str, tuple[int, Snapshot]] = {}
+        for anomaly in anomalies:
+            key = state_key(anomaly.inference_id, anomaly.asset_id)
+            recent, held = self._recent.get(key), self.states.get(key)
+            if not recent or held is None:
+                continue
+            self._recent[key] = [(at, plain, ACKNOWLEDGED if plain.get("ts_ms") == anomaly.ts_ms
+                                  or proof == ACKNOWLEDGED else proof)
+                                 for at, plain, proof in recent]
+            out[key] = (held[0], self._snapshot(key))
+        return out
+
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         """Forget the in-memory state of assets in partitions no longer owned; return how many."""
         gone = set(partitions)
@@ -511,6 +589,7 @@ class Engine:
         self._progress_sent = {k: v for k, v in self._progress_sent.items() if k[1] not in gone}
         self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
         self.first_offsets = {tp: o for tp, o in self.first_offsets.items() if tp[1] not in gone}
+        self.arrival.forget(gone)
         return len(keys)
 
     def _forget(self, key: str) -> None:

@@ -16,7 +16,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from streams.calibration import Calibrator, sensitivity_for_far
 from streams.detectors import ALGORITHMS, DetectorModel, fit_detector, model_from_dict
+from streams.detectors.base import check_lengths
 from streams.fill import FILL_METHODS
 from streams.window import SlidingWindow
 
@@ -109,11 +110,14 @@ class Model:
 
 
 def training_scores(
-    detector: DetectorModel, rows: np.ndarray, history: np.ndarray | None = None
+    detector: DetectorModel, rows: np.ndarray, history: np.ndarray | None = None,
+    lengths: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Scores of each point of ``rows`` with a full window before it, the model left frozen.
 
     ``history`` (rows just before ``rows``) seeds the window, so every row can be scored.
+    ``lengths`` cuts ``rows`` into pieces that are not contiguous in time (assets, training
+    ranges): the window starts empty at each piece after the first.
 
     >>> import numpy as np
     >>> from streams.detectors.zscore import WindowZScoreModel
@@ -121,28 +125,62 @@ def training_scores(
     >>> det = WindowZScoreModel.fit(rows, ("v",), window_size=10)
     >>> len(training_scores(det, rows)), len(training_scores(det, rows[10:], rows[:10]))
     (40, 40)
+    >>> len(training_scores(det, rows, lengths=(25, 25)))        # 15 + 15: no window spans the cut
+    30
     """
     online = detector.build()
-    window = SlidingWindow(detector.window_size, rows.shape[1])
-    if history is not None:
-        for row in history[-detector.window_size :]:
-            window.push(tuple(float(v) for v in row))
     scores = []
-    for row in rows:
-        x = tuple(float(v) for v in row)
-        if window.full:
-            scores.append(online.score_one(x, window).score)
-        window.push(x)
+    cuts = np.cumsum(check_lengths(rows, lengths))[:-1]
+    for n, piece in enumerate(np.split(rows, cuts)):
+        window = SlidingWindow(detector.window_size, rows.shape[1])
+        if history is not None and n == 0:
+            for row in history[-detector.window_size :]:
+                window.push(tuple(float(v) for v in row))
+        for row in piece:
+            x = tuple(float(v) for v in row)
+            if window.full:
+                scores.append(online.score_one(x, window).score)
+            window.push(x)
     return np.asarray(scores)
 
 
-def fit_model(rows: np.ndarray, params: ModelParams) -> Model:
+def split_pieces(
+    lengths: Sequence[int], at: int
+) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
+    """Cut pieces of ``lengths`` rows at row ``at``: the lengths before and after, and whether
+    the first piece after continues the last one before (the cut fell inside a piece).
+
+    >>> split_pieces((5, 5), 7), split_pieces((5, 5), 5)
+    (((5, 2), (3,), True), ((5,), (5,), False))
+    """
+    before: list[int] = []
+    after: list[int] = []
+    done = 0
+    continues = False
+    for n in lengths:
+        if done + n <= at:
+            before.append(n)
+        elif done >= at:
+            after.append(n)
+        else:
+            before.append(at - done)
+            after.append(done + n - at)
+            continues = True
+        done += n
+    return tuple(before), tuple(after), continues
+
+
+def fit_model(rows: np.ndarray, params: ModelParams, lengths: Sequence[int] | None = None) -> Model:
     """Fit the detector on training rows (points × signals) and calibrate it on their scores.
+
+    ``lengths`` cuts the rows into pieces that are not contiguous in time (one per asset and
+    training range, in order): windows never span two pieces. None: one piece.
 
     With ``params.target_far`` set, the last ``holdout_fraction`` of the rows is held out: the
     detector and calibration are fitted on the rest, and the held-out rows' false-alarm rate
     picks the sensitivity that meets the target (SPEC §4).
     """
+    pieces = check_lengths(rows, lengths)
     if params.fill not in FILL_METHODS:
         raise ValueError(f"unknown fill method {params.fill!r}; choose one of {FILL_METHODS}")
     if params.algorithm != "auto" and params.algorithm not in ALGORITHMS:
@@ -153,6 +191,8 @@ def fit_model(rows: np.ndarray, params: ModelParams) -> Model:
         choose_algorithm(len(params.signals)) if params.algorithm == "auto" else params.algorithm
     )
     fit_rows, held = rows, None
+    held_pieces: tuple[int, ...] = ()
+    fit_pieces, continues = pieces, False
     if params.target_far is not None:
         if not 0.0 < params.holdout_fraction < 1.0:
             raise ValueError(f"holdout fraction must be in (0, 1), got {params.holdout_fraction}")
@@ -160,13 +200,16 @@ def fit_model(rows: np.ndarray, params: ModelParams) -> Model:
         if n_held < 1:
             raise ValueError(f"too few points ({rows.shape[0]}) to hold any out")
         fit_rows, held = rows[:-n_held], rows[-n_held:]
+        fit_pieces, held_pieces, continues = split_pieces(pieces, rows.shape[0] - n_held)
     detector = fit_detector(
-        algorithm, fit_rows, params.signals, params.window_size, dict(params.detector_options)
+        algorithm, fit_rows, params.signals, params.window_size, dict(params.detector_options),
+        lengths=fit_pieces,
     )
-    calibrator = Calibrator.fit(training_scores(detector, fit_rows))
+    calibrator = Calibrator.fit(training_scores(detector, fit_rows, lengths=fit_pieces))
     sensitivity = heldout_far = None
     if params.target_far is not None and held is not None:
-        held_scores = training_scores(detector, held, history=fit_rows)
+        held_scores = training_scores(detector, held, history=fit_rows if continues else None,
+                                      lengths=held_pieces)
         sensitivity, heldout_far = sensitivity_for_far(calibrator, held_scores, params.target_far)
     return Model(
         model_id=params.model_id,

@@ -97,6 +97,7 @@ class QualityReport:
     slots: int  # grid slots in the training ranges
     dropped: int  # slots left out of training: incomplete after the fill
     signals: tuple[SignalQuality, ...]
+    assets: int = 0  # assets in the file (0: no asset column, the rows are of one asset)
 
     def warnings(self) -> list[str]:
         """One readable line per thing worth a look.
@@ -134,6 +135,7 @@ class QualityReport:
             "slots": self.slots,
             "dropped": self.dropped,
             "signals": [s.to_dict() for s in self.signals],
+            "assets": self.assets,
         }
 
     @classmethod
@@ -146,11 +148,12 @@ class QualityReport:
             slots=int(d["slots"]),
             dropped=int(d["dropped"]),
             signals=tuple(SignalQuality.from_dict(s) for s in d["signals"]),
+            assets=int(d.get("assets", 0)),
         )
 
 
 def timestamp_quality(ts_ms: np.ndarray) -> tuple[int, int]:
-    """(duplicate timestamps, non-increasing steps) of timestamps in file order.
+    """(duplicate timestamps, non-increasing steps) of timestamps in file order (of one asset).
 
     >>> timestamp_quality(np.array([3, 2, 1]))
     (0, 2)

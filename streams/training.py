@@ -7,7 +7,8 @@ Pure: the only IO is reading the path (or bytes) it is given; no environment, no
    in the ``{"signalNames": [...], "data": [{"timestamp": ..., "values": [...]}]}`` form.
    Timestamps are epoch milliseconds or ISO-8601 text (without a zone: UTC). Empty cells,
    ``null``, ``NaN`` and non-finite numbers are missing values.
-2. **Prepare** (:func:`prepare`): choose the signals (default: every numeric column), sort by
+2. **Prepare** (:func:`prepare`): choose the signals (default: every numeric column), take
+   each asset's rows apart when the file has an asset column (one model for all), sort by
    time (the last row of a duplicated timestamp wins), keep the training ranges, re-sample
    each range onto the interval grid (default interval: the median step), fill missing slots
    (``linear`` between known values, ``previous`` carried forward, ``zero``; ``none`` drops
@@ -51,6 +52,7 @@ from streams.model import FILL_METHODS, Model, ModelParams, fit_model, training_
 from streams.quality import QualityReport, signal_quality, timestamp_quality
 
 __all__ = [
+    "ASSET_NAMES",
     "TIMESTAMP_NAMES",
     "Prepared",
     "Table",
@@ -69,6 +71,8 @@ __all__ = [
 
 #: Column names taken as the timestamp column when none is named (else the first column).
 TIMESTAMP_NAMES = ("timestamp", "ts", "time", "datetime")
+#: Column names taken as the asset column when none is named (any case): the telemetry's field.
+ASSET_NAMES = ("asset_id",)
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MISSING = frozenset({"", "nan", "na", "n/a", "null", "none", "-"})
 _DELIMITERS = (",", ";", "\t", "|")
@@ -118,6 +122,7 @@ class TrainingSpec:
     target_far: float | None = None
     timestamp_column: str | None = None
     version: int = 1
+    asset_column: str | None = None  # None: a column named asset_id, if there is one
 
     def __post_init__(self) -> None:
         if not _MODEL_ID.match(self.name):
@@ -154,6 +159,7 @@ class TrainingSpec:
             "target_far": self.target_far,
             "timestamp_column": self.timestamp_column,
             "version": self.version,
+            "asset_column": self.asset_column,
         }
 
     @classmethod
@@ -176,6 +182,7 @@ class TrainingSpec:
             target_far=None if d.get("target_far") is None else float(d["target_far"]),
             timestamp_column=d.get("timestamp_column"),
             version=int(d.get("version", 1)),
+            asset_column=d.get("asset_column"),
         )
 
 
@@ -184,7 +191,8 @@ class Table:
     """A data set as read: timestamps in file order and one float column per candidate signal.
 
     ``values`` is rows × columns, NaN where a value is missing; ``non_numeric`` names the
-    columns that held text that is not a number, with the first such cell.
+    columns that held text that is not a number, with the first such cell. ``assets`` holds
+    each row's asset id when the file has an asset column (rows of several assets).
     """
 
     columns: tuple[str, ...]
@@ -192,6 +200,8 @@ class Table:
     values: np.ndarray
     non_numeric: Mapping[str, str] = field(default_factory=dict)
     timestamp_column: str = "timestamp"
+    assets: np.ndarray | None = None  # each row's asset id (str), when the file has an asset column
+    asset_column: str | None = None
 
     @property
     def rows(self) -> int:
@@ -296,12 +306,19 @@ def read_csv(
     timestamp_column: str | None = None,
     on_progress: ProgressCallback | None = None,
     chunk_rows: int = 50_000,
+    asset_column: str | None = None,
 ) -> Table:
     """Read a CSV data set, streaming it in chunks of ``chunk_rows`` rows.
 
     ``on_progress`` is called with the number of bytes read so far (once per chunk and at the
     end). The timestamp column is ``timestamp_column``, else the first column named one of
-    :data:`TIMESTAMP_NAMES` (any case), else the first column.
+    :data:`TIMESTAMP_NAMES` (any case), else the first column. The asset column (rows of
+    several assets) is ``asset_column``, else a column named one of :data:`ASSET_NAMES`
+    (any case), else there is none: every row is of one asset.
+
+    >>> t = read_csv(b"ts,asset_id,v\\n0,p1,1\\n0,p2,5\\n1000,p1,2\\n")
+    >>> t.columns, t.asset_column, t.assets.tolist()
+    (('v',), 'asset_id', ['p1', 'p2', 'p1'])
 
     >>> t = read_csv(b"when,temp,state\\n2026-01-01T00:00:00Z,1.5,ok\\n2026-01-01T00:00:01Z,2,ok\\n",
     ...              timestamp_column="when")
@@ -315,7 +332,8 @@ def read_csv(
     delimiter = detect_delimiter(header_line)
     header = [h.strip() for h in next(csv.reader([header_line], delimiter=delimiter))]
     ts_idx = _timestamp_index(header, timestamp_column)
-    value_idx = [i for i in range(len(header)) if i != ts_idx]
+    asset_idx = _asset_index(header, asset_column, ts_idx)
+    value_idx = [i for i in range(len(header)) if i not in (ts_idx, asset_idx)]
     columns = tuple(header[i] for i in value_idx)
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
@@ -325,6 +343,8 @@ def read_csv(
     value_chunks: list[np.ndarray] = []
     ts_buf: list[int] = []
     val_buf: list[list[float]] = []
+    asset_codes: dict[str, int] = {}  # asset id → its number: one string per asset, not per row
+    asset_rows: list[int] = []
     width = len(header)
     for row_no, fields in enumerate(
         csv.reader((ln for ln in lines if ln.strip()), delimiter=delimiter), start=1
@@ -337,6 +357,11 @@ def read_csv(
             ts_buf.append(parse_ts(fields[ts_idx]))
         except TrainingError as exc:
             raise TrainingError(f"row {row_no}: {exc.reason}") from None
+        if asset_idx is not None:
+            asset = fields[asset_idx].strip()
+            if not asset:
+                raise TrainingError(f"row {row_no}: no asset id in the asset column {header[asset_idx]!r}")
+            asset_rows.append(asset_codes.setdefault(asset, len(asset_codes)))
         row = []
         for j, i in enumerate(value_idx):
             v = _cell(fields[i])
@@ -355,7 +380,12 @@ def read_csv(
         value_chunks.append(np.asarray(val_buf, dtype=float).reshape(len(ts_buf), len(columns)))
     ts = np.concatenate(ts_chunks) if ts_chunks else np.zeros(0, dtype=np.int64)
     values = np.vstack(value_chunks) if value_chunks else np.zeros((0, len(columns)))
-    return Table(columns, ts, values, non_numeric, header[ts_idx])
+    if asset_idx is None:
+        return Table(columns, ts, values, non_numeric, header[ts_idx])
+    names = np.empty(len(asset_codes), dtype=object)
+    names[:] = list(asset_codes)
+    return Table(columns, ts, values, non_numeric, header[ts_idx],
+                 names[np.asarray(asset_rows, dtype=np.int64)], header[asset_idx])
 
 
 def _timestamp_index(header: Sequence[str], name: str | None) -> int:
@@ -368,6 +398,22 @@ def _timestamp_index(header: Sequence[str], name: str | None) -> int:
         if candidate in lowered:
             return lowered.index(candidate)
     return 0
+
+
+def _asset_index(header: Sequence[str], name: str | None, ts_idx: int) -> int | None:
+    if name is not None:
+        if name not in header:
+            raise TrainingError(f"no asset column {name!r} (columns: {', '.join(header)})")
+        index = header.index(name)
+    else:
+        lowered = [h.lower() for h in header]
+        found = [lowered.index(n) for n in ASSET_NAMES if n in lowered]
+        if not found:
+            return None
+        index = found[0]
+    if index == ts_idx:
+        raise TrainingError(f"column {header[index]!r} cannot be both the timestamp and the asset column")
+    return index
 
 
 def read_json(source: Path | bytes) -> Table:
@@ -423,7 +469,8 @@ def read_json(source: Path | bytes) -> Table:
 
 
 def read_table(
-    path: Path, timestamp_column: str | None = None, on_progress: ProgressCallback | None = None
+    path: Path, timestamp_column: str | None = None, on_progress: ProgressCallback | None = None,
+    asset_column: str | None = None,
 ) -> Table:
     """Read a data set by its file name: ``.json`` as JSON, ``.parquet`` refused, else CSV."""
     suffix = Path(path).suffix.lower()
@@ -433,11 +480,16 @@ def read_table(
             "or JSON first, see docs/models.md"
         )
     if suffix == ".json":
+        if asset_column is not None:
+            raise TrainingError(
+                f"asset column {asset_column!r}: the JSON form holds one asset; use CSV for several"
+            )
         table = read_json(path)
         if on_progress is not None:
             on_progress(Path(path).stat().st_size)
         return table
-    return read_csv(path, timestamp_column=timestamp_column, on_progress=on_progress)
+    return read_csv(path, timestamp_column=timestamp_column, on_progress=on_progress,
+                    asset_column=asset_column)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +500,9 @@ class Prepared:
     signals: tuple[str, ...]
     interval_ms: int
     quality: QualityReport
+    #: ``rows`` cut into pieces contiguous in time, in order: one per asset and training range
+    lengths: tuple[int, ...] = ()
+    assets: tuple[str, ...] = ()  # the assets trained on, in file order (empty: no asset column)
 
 
 def _choose_signals(table: Table, spec: TrainingSpec) -> tuple[str, ...]:
@@ -497,6 +552,10 @@ def _fill(grid: np.ndarray, method: str) -> np.ndarray:
 def prepare(table: Table, spec: TrainingSpec) -> Prepared:
     """Choose the signals, sort, keep the ranges, re-sample onto the grid, fill, report quality.
 
+    With an asset column each asset's rows are taken apart (sorted, de-duplicated, re-sampled
+    and filled on their own) and the model is trained on all of them: one model shared by the
+    assets, no window spanning two of them (``Prepared.lengths``).
+
     >>> t = read_csv(b"ts,v\\n0,1\\n1000,\\n3000,4\\n")   # 1000 ms empty, 2000 ms absent
     >>> p = prepare(t, TrainingSpec("m", fill="linear", interval_ms=1000, window_size=1))
     >>> p.rows[:, 0].tolist(), p.quality.signals[0].missing, p.quality.signals[0].filled
@@ -506,28 +565,37 @@ def prepare(table: Table, spec: TrainingSpec) -> Prepared:
     ... except TrainingError as exc:
     ...     print(exc.reason[:58], exc.quality.dropped)
     too few points for the window: 2 complete point(s) after t 2
+    >>> two = read_csv(b"ts,asset_id,v\\n0,a,1\\n0,b,5\\n1000,a,2\\n1000,b,6\\n2000,a,3\\n")
+    >>> p = prepare(two, TrainingSpec("m", window_size=1))
+    >>> p.assets, p.lengths, p.rows[:, 0].tolist(), p.quality.duplicate_timestamps
+    (('a', 'b'), (3, 2), [1.0, 2.0, 3.0, 5.0, 6.0], 0)
     """
     if table.rows == 0:
         raise TrainingError("empty file: no data rows")
     signals = _choose_signals(table, spec)
     cols = [table.columns.index(s) for s in signals]
     values = table.values[:, cols]
-    duplicates, non_increasing = timestamp_quality(table.ts_ms)
-    order = np.argsort(table.ts_ms, kind="stable")
-    ts, values = table.ts_ms[order], values[order]
-    last_of_each = np.append(ts[1:] != ts[:-1], True)  # the last row of a duplicated timestamp wins
-    ts, values = ts[last_of_each], values[last_of_each]
+    assets, groups = _asset_groups(table)
+    duplicates = non_increasing = 0
     segments: list[tuple[np.ndarray, np.ndarray]] = []
-    if spec.ranges:
-        for r in sorted(spec.ranges, key=lambda r: r.from_ms):
-            inside = (ts >= r.from_ms) & (ts < r.to_ms)
-            if inside.any():
-                segments.append((ts[inside], values[inside]))
-        if not segments:
-            shown = ", ".join(f"[{r.from_ms}, {r.to_ms})" for r in spec.ranges)
-            raise TrainingError(f"no rows in the training range(s) {shown} ms")
-    else:
-        segments.append((ts, values))
+    for rows_of_asset in groups:
+        a_ts, a_values = table.ts_ms[rows_of_asset], values[rows_of_asset]
+        dup, non_inc = timestamp_quality(a_ts)
+        duplicates, non_increasing = duplicates + dup, non_increasing + non_inc
+        order = np.argsort(a_ts, kind="stable")
+        a_ts, a_values = a_ts[order], a_values[order]
+        last_of_each = np.append(a_ts[1:] != a_ts[:-1], True)  # the last row of a duplicated timestamp wins
+        a_ts, a_values = a_ts[last_of_each], a_values[last_of_each]
+        if spec.ranges:
+            for r in sorted(spec.ranges, key=lambda r: r.from_ms):
+                inside = (a_ts >= r.from_ms) & (a_ts < r.to_ms)
+                if inside.any():
+                    segments.append((a_ts[inside], a_values[inside]))
+        else:
+            segments.append((a_ts, a_values))
+    if not segments:
+        shown = ", ".join(f"[{r.from_ms}, {r.to_ms})" for r in spec.ranges)
+        raise TrainingError(f"no rows in the training range(s) {shown} ms")
     kept = np.vstack([v for _, v in segments])
     for j, s in enumerate(signals):
         if np.all(np.isnan(kept[:, j])):
@@ -552,6 +620,7 @@ def prepare(table: Table, spec: TrainingSpec) -> Prepared:
     missing = np.vstack(missing_masks)
     filled = missing & ~np.isnan(filled_grid)
     complete = ~np.isnan(filled_grid).any(axis=1)
+    lengths = tuple(n for g in grids if (n := int((~np.isnan(g).any(axis=1)).sum())) > 0)
     stuck_run = max(spec.window_size + 1, 10)
     quality = QualityReport(
         rows=table.rows,
@@ -565,10 +634,22 @@ def prepare(table: Table, spec: TrainingSpec) -> Prepared:
                            int(filled_grid.shape[0]), stuck_run)
             for j, s in enumerate(signals)
         ),
+        assets=len(assets),
     )
     rows = filled_grid[complete]
-    _check_enough(rows.shape[0], spec, quality)
-    return Prepared(rows, signals, int(interval), quality)
+    _check_enough(rows.shape[0], lengths, spec, quality)
+    return Prepared(rows, signals, int(interval), quality, lengths, assets)
+
+
+def _asset_groups(table: Table) -> tuple[tuple[str, ...], list[np.ndarray]]:
+    """The assets in order of their first row, and each one's row indices (one group of every
+    row when the table has no asset column)."""
+    if table.assets is None:
+        return (), [np.arange(table.rows)]
+    names, first, inverse = np.unique(table.assets.astype(str), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    return (tuple(str(names[i]) for i in order),
+            [np.flatnonzero(inverse == i) for i in order])
 
 
 def _median_step(segments: Sequence[tuple[np.ndarray, np.ndarray]]) -> int:
@@ -579,7 +660,7 @@ def _median_step(segments: Sequence[tuple[np.ndarray, np.ndarray]]) -> int:
     return max(int(np.median(steps)), 1)
 
 
-def _check_enough(n: int, spec: TrainingSpec, quality: QualityReport) -> None:
+def _check_enough(n: int, lengths: Sequence[int], spec: TrainingSpec, quality: QualityReport) -> None:
     need = spec.window_size + 2
     if spec.target_far is not None:
         held = round(n * HOLDOUT_FRACTION)
@@ -594,6 +675,13 @@ def _check_enough(n: int, spec: TrainingSpec, quality: QualityReport) -> None:
         raise TrainingError(
             f"too few points for the window: {n} complete point(s) after the fill; "
             f"a window of {spec.window_size} needs at least {need}",
+            quality,
+        )
+    if max(lengths, default=0) < need:
+        raise TrainingError(
+            f"too few points for the window: at most {max(lengths, default=0)} consecutive "
+            f"complete point(s) of one asset and range; a window of {spec.window_size} needs "
+            f"at least {need}",
             quality,
         )
 
@@ -626,15 +714,19 @@ class TrainingResult:
         }
 
 
-def far_by_sensitivity(model: Model, rows: np.ndarray) -> tuple[float, ...]:
+def far_by_sensitivity(
+    model: Model, rows: np.ndarray, lengths: Sequence[int] | None = None
+) -> tuple[float, ...]:
     """Share of ``rows`` (the training points) flagged at each sensitivity 1..100, frozen model.
+
+    ``lengths`` cuts the rows into pieces no window spans (as in :func:`streams.model.fit_model`).
 
     >>> rows = np.random.default_rng(0).normal(size=(300, 1))
     >>> far = far_by_sensitivity(fit_model(rows, ModelParams("m", ("v",), window_size=8)), rows)
     >>> len(far), far[0] <= far[69] <= far[99]
     (100, True)
     """
-    scores = training_scores(model.detector, rows)
+    scores = training_scores(model.detector, rows, lengths=lengths)
     if scores.size == 0:
         return (0.0,) * 100
     sev = np.sort(np.array([model.calibrator.severity(float(s)) for s in scores]))
@@ -661,12 +753,12 @@ def train(table: Table, spec: TrainingSpec) -> TrainingResult:
         holdout_fraction=HOLDOUT_FRACTION,
     )
     try:
-        model = fit_model(prepared.rows, params)
+        model = fit_model(prepared.rows, params, prepared.lengths)
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise TrainingError(f"fitting failed: {exc}", prepared.quality) from None
     return TrainingResult(
         model=model,
         quality=prepared.quality,
         training_points=int(prepared.rows.shape[0]),
-        training_far=far_by_sensitivity(model, prepared.rows),
+        training_far=far_by_sensitivity(model, prepared.rows, prepared.lengths),
     )

@@ -211,3 +211,38 @@ def test_anomaly_example_round_trips_through_the_codec() -> None:
                 ex["threshold"], ex["contributions"], ex["filled"], ex["replay_id"])
     assert loads(encode_anomaly(a)) == ex
     assert math.isclose(1 - ex["sensitivity"] / 100, ex["threshold"])
+
+
+# --- alerts: the examples are what the grouper publishes -----------------------------------
+
+def alert_example_records() -> list[tuple[str, dict[str, Any]]]:
+    """(Kafka key, record) the grouper publishes for the situations the alert examples show:
+    pump-017 opens an asset-scope group; pump-017 and pump-018 share an inference-scope
+    group of four anomalies, resolved."""
+    from streams.alert_codec import encode_alert
+    from streams.alerts import AlertConfig, AlertGrouperConfig
+
+    t0, step = 1_767_225_600_000, 300_000
+
+    def anomaly(asset: str, point: int, severity: float, contributions: dict[str, float]) -> Anomaly:
+        return Anomaly("line-3-pumps", asset, t0 + point * step, "pumps-2025q4", 2, 7.4, severity,
+                       70, 0.3, contributions)
+
+    asset_scope = AlertGrouperConfig("line-3-pumps", step, AlertConfig("high-vib", 3)).build(None)
+    opened = asset_scope.add(anomaly("pump-017", 0, 0.93, {"vib": 0.6, "temp": 0.4}))
+    plant = AlertGrouperConfig("line-3-pumps", step,
+                               AlertConfig("high-vib", 5, scope="inference")).build(None)
+    plant.add_all([anomaly("pump-017", 0, 0.9, {"vib": 1.0}), anomaly("pump-018", 1, 0.97, {"vib": 1.0}),
+                   anomaly("pump-017", 2, 0.8, {"vib": 1.0}), anomaly("pump-018", 3, 0.85, {"vib": 1.0})])
+    resolved = plant.advance(t0 + 9 * step)
+    return [(a.key, loads(encode_alert(a))) for a in (*opened, *resolved)]
+
+
+def test_alert_examples_are_records_the_grouper_publishes_with_their_keys() -> None:
+    produced = alert_example_records()
+    assert [r["state"] for _, r in produced] == ["open", "resolved"]
+    assert schemas.load("alert.v1")["examples"] == [record for _, record in produced]
+    for key, record in produced:
+        assert record["alert_id"] == key  # the Kafka key is the record's alert id
+        assert re.fullmatch("[0-9a-f]{16}", key)  # the form the schema describes
+        reference("alert.v1").validate(record)

@@ -36,11 +36,17 @@ def fit_detector(
     signals: Sequence[str],
     window_size: int,
     options: Mapping[str, Any] | None = None,
+    lengths: Sequence[int] | None = None,
 ) -> DetectorModel:
-    """Fit the detector family ``kind`` on training rows (points × signals)."""
+    """Fit the detector family ``kind`` on training rows (points × signals).
+
+    ``lengths`` cuts the rows into pieces that are not contiguous in time (one per asset and
+    training range): no window spans two of them. None: the rows are one piece.
+    """
     if kind not in _KINDS:
         raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(_KINDS)}")
-    model: DetectorModel = _KINDS[kind].fit(rows, signals, window_size, **dict(options or {}))
+    model: DetectorModel = _KINDS[kind].fit(rows, signals, window_size, **dict(options or {}),
+                                            lengths=lengths)
     return model
 
 

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.detectors.base import DetectorScore, check_training_rows
+from streams.detectors.base import DetectorScore, check_training_rows, window_views
 from streams.window import SlidingWindow
 
 _MIN_STD = 1e-9
@@ -61,7 +61,8 @@ _FLAT_QUANTILE = 0.001
 _FLAT_CAP = 20.0
 
 
-def flat_floor(rows: np.ndarray, window_size: int, q: float = _FLAT_QUANTILE) -> np.ndarray:
+def flat_floor(rows: np.ndarray, window_size: int, q: float = _FLAT_QUANTILE,
+               lengths: Sequence[int] | None = None) -> np.ndarray:
     """Per signal, the ``q`` quantile over training of the range in windows of ``window_size + 1``.
 
     >>> flat_floor(np.array([[0.0], [1.0], [0.0], [1.0]]), 1).tolist()
@@ -69,7 +70,7 @@ def flat_floor(rows: np.ndarray, window_size: int, q: float = _FLAT_QUANTILE) ->
     >>> flat_floor(np.array([[0.0], [0.0], [1.0], [1.0]]), 1).tolist()  # flat windows happen
     [0.0]
     """
-    views = np.lib.stride_tricks.sliding_window_view(rows, window_size + 1, axis=0)
+    views = window_views(rows, window_size + 1, lengths)
     ranges: np.ndarray = np.quantile(views.max(axis=2) - views.min(axis=2), q, axis=0)
     return ranges
 
@@ -103,14 +104,16 @@ class MahalanobisModel:
         shrinkage: float = 0.1,
         smooth: bool = False,
         flatline: bool = True,
+        lengths: Sequence[int] | None = None,
     ) -> MahalanobisModel:
-        """Fit on training rows (shape: points × signals, no NaN).
+        """Fit on training rows (shape: points × signals, no NaN); ``lengths`` cuts them into
+        pieces no window spans (assets, training ranges).
 
         >>> m = MahalanobisModel.fit(np.zeros((20, 2)), ("a", "b"), window_size=4)
         >>> m.precision  # constant signals: only the shrinkage is left
         ((10.0, 0.0), (0.0, 10.0))
         """
-        check_training_rows(rows, signals, window_size)
+        check_training_rows(rows, signals, window_size, lengths)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         if not 0.0 < shrinkage <= 1.0:
@@ -123,7 +126,7 @@ class MahalanobisModel:
         shrunk = (1.0 - shrinkage) * corr + shrinkage * np.eye(len(signals))
         precision = np.linalg.inv(shrunk)
         precision = (precision + precision.T) / 2.0
-        flat_range = flat_floor(rows, window_size) if flatline else np.zeros(0)
+        flat_range = flat_floor(rows, window_size, lengths=lengths) if flatline else np.zeros(0)
         return cls(
             signals=tuple(signals),
             window_size=window_size,

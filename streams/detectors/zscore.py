@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.detectors.base import DetectorScore, check_training_rows
+from streams.detectors.base import DetectorScore, check_training_rows, window_views
 from streams.window import SlidingWindow
 
 _MIN_STD = 1e-9
@@ -52,15 +52,17 @@ class WindowZScoreModel:
 
     @classmethod
     def fit(
-        cls, rows: np.ndarray, signals: Sequence[str], window_size: int, alpha: float = 0.001
+        cls, rows: np.ndarray, signals: Sequence[str], window_size: int, alpha: float = 0.001,
+        lengths: Sequence[int] | None = None,
     ) -> WindowZScoreModel:
-        """Fit on training rows (shape: points × signals, no NaN)."""
-        check_training_rows(rows, signals, window_size)
+        """Fit on training rows (shape: points × signals, no NaN); ``lengths`` cuts them into
+        pieces no window spans (assets, training ranges)."""
+        check_training_rows(rows, signals, window_size, lengths)
         mean = rows.mean(axis=0)
         std = np.maximum(rows.std(axis=0), _MIN_STD)
         # median spread of windows of window_size + 1 points (the window and the point)
         k = window_size + 1
-        views = np.lib.stride_tricks.sliding_window_view(rows, k, axis=0)  # (n-k+1, s, k)
+        views = window_views(rows, k, lengths)  # (runs, s, k)
         spread = np.maximum(np.median(views.std(axis=2), axis=0), _MIN_STD)
         return cls(
             signals=tuple(signals),

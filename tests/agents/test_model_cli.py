@@ -222,3 +222,56 @@ def test_evaluate_on_labelled_data(runner: CliRunner, trained: Path, tmp_path: P
     assert result["recall"] > 0 and result["expected_training_far_pct"] is not None
     line = one_error_line(runner.invoke(cli, [*args, "--label-column", "label"]))
     assert "unknown signal 'label'" in line
+
+
+def write_fleet_csv(path: Path, assets: tuple[str, ...] = ("p1", "p2", "p3"), points: int = 300,
+                    column: str = "asset_id") -> Path:
+    """A historian export of several pumps: the same timestamps for each, rows interleaved."""
+    series = {a: pump_series(points, np.random.default_rng(i)) for i, a in enumerate(assets)}
+    lines = [",".join(("ts", column, *SIGNALS))]
+    for i in range(points):
+        for a in assets:
+            lines.append(",".join((str(T0 + i * 1000), a, *(f"{v:.5f}" for v in series[a][i]))))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_file_of_several_assets_trains_one_model_on_every_asset(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    fleet = write_fleet_csv(tmp_path / "fleet.csv")
+    result = train(runner, tmp_path / "m", fleet, "--name", "fleet", "--window", "8")
+    assert result.exit_code == 0, result.output
+    assert "data: 900 rows of 3 assets, each trained apart" in result.stdout
+    assert "duplicate timestamp" not in result.stdout  # the same instants of different pumps
+    record = ModelStore(tmp_path / "m").load_record("fleet", 1)
+    assert record is not None and record.status is ModelStatus.COMPLETED
+    assert record.quality is not None and record.quality.assets == 3
+    assert record.quality.slots == 900 and record.quality.duplicate_timestamps == 0
+    # every pump's points trained, and no window spans two pumps: 3 × (300 − 8) scored
+    assert record.calibration["training_points"] == 900
+    assert record.signals == SIGNALS  # the asset column is not a signal
+    scored = orjson.loads(runner.invoke(cli, [
+        "model", "evaluate", "fleet", str(_labelled(fleet)), "--models", str(tmp_path / "m"),
+        "--json"]).stdout)["scored"]
+    assert scored == 3 * (300 - 8)  # each pump scored with its own window
+
+
+def _labelled(path: Path) -> Path:
+    lines = path.read_text().splitlines()
+    out = path.with_name("labelled.csv")
+    out.write_text("\n".join([lines[0] + ",anomaly", *(ln + ",0" for ln in lines[1:])]) + "\n")
+    return out
+
+
+def test_the_asset_column_can_be_named_and_a_wrong_name_is_one_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    fleet = write_fleet_csv(tmp_path / "fleet.csv", column="pump")
+    result = train(runner, tmp_path / "m", fleet, "--name", "f", "--window", "8",
+                   "--asset-column", "pump", "--json")
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["quality"]["assets"] == 3
+    line = one_error_line(train(runner, tmp_path / "m", fleet, "--name", "f",
+                                "--asset-column", "unit"))
+    assert "no asset column 'unit' (columns: ts, pump, " in line

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +44,19 @@ def test_the_demo_catches_and_alerts_on_every_injected_fault_and_says_so(
     assert m is not None, text
     assert int(m[1]) == int(m[2]) >= 3 and int(m[3]) > 0
     assert "ALERT   UPDATED" not in text  # folded, not printed
+
+
+def test_the_demo_command_leaves_nothing_in_the_temporary_directory(
+    kafka: KafkaConnection, tmp_path: Path,
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSETWATCH_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "demo", "--broker", kafka.bootstrap,
+         "--points", "300", "--rate", "3000"],
+        env={**env, **kafka.env(), "TMPDIR": str(tmp)}, capture_output=True, text=True,
+        timeout=180, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "summary" in done.stdout
+    assert sorted(p.name for p in tmp.iterdir()) == []  # the worker's and the demo's own, gone

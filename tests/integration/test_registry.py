@@ -79,3 +79,22 @@ def test_a_model_trained_with_a_broker_is_in_the_registry_and_listed(
 
 def test_reading_an_empty_registry_returns_nothing(kafka: KafkaConnection, unique: str) -> None:
     assert Registry(kafka, Settings(topics=TopicNames(unique))).read() == {}
+
+
+def test_a_model_of_several_assets_is_registered_with_every_asset_trained(
+    kafka_bootstrap: str, kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    from tests.agents.test_model_cli import write_fleet_csv
+
+    runner = CliRunner(env={"ASSETWATCH_BROKER": None, "ASSETWATCH_MODELS_DIR": None,
+                            "ASSETWATCH_TOPIC_PREFIX": None})
+    fleet = write_fleet_csv(tmp_path / "fleet.csv", assets=("p1", "p2"), points=200)
+    result = runner.invoke(cli, ["model", "train", str(fleet), "--name", "fleet", "--window", "8",
+                                 "--models", str(tmp_path / "a"), "--broker", kafka_bootstrap,
+                                 "--topic-prefix", unique])
+    assert result.exit_code == 0, result.output
+    record = read_until(Registry(kafka, Settings(topics=TopicNames(unique))), "fleet/1",
+                        ModelStatus.COMPLETED)
+    assert record.quality is not None and record.quality.assets == 2
+    assert record.quality.duplicate_timestamps == 0
+    assert record.calibration["training_points"] == 400  # both pumps, not the last one alone

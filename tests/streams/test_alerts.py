@@ -138,12 +138,39 @@ def test_unaligned_timestamps_correlate_by_their_slots() -> None:
 def test_open_notifies_once_updates_do_not_resolved_notifies() -> None:
     g = grouper(x=5)
     alerts = feed(g, [anomaly(0), anomaly(2), anomaly(4)])
-    assert states(alerts) == [("open", True, 0), ("updated", False, 0), ("updated", False, 0)]
-    assert [a.anomaly_count for a in alerts] == [1, 2, 3]
+    assert states(alerts) == [("open", True, 0), ("updated", False, 0)]
+    assert [a.anomaly_count for a in alerts] == [1, 2]       # the third is folded (below)
     resolved = valid(g.advance(FAR))
     assert states(resolved) == [("resolved", True, 0)]
     assert len({a.alert_id for a in alerts + resolved}) == 1
     assert resolved[0].last_ts_ms == T0 + 4 * P and resolved[0].anomaly_count == 3
+
+
+def test_updates_are_folded_until_the_count_doubles() -> None:
+    g = grouper(x=5)
+    alerts = feed(g, [anomaly(p) for p in range(40)])
+    assert [(a.state, a.anomaly_count) for a in alerts] == [
+        ("open", 1), ("updated", 2), ("updated", 4), ("updated", 8), ("updated", 16), ("updated", 32)]
+    resolved = valid(g.advance(FAR))
+    assert [(a.state, a.anomaly_count, a.last_ts_ms) for a in resolved] == [
+        ("resolved", 40, T0 + 39 * P)]                       # the resolution carries every one
+
+
+def test_an_update_is_published_when_the_severity_enters_a_higher_tenth() -> None:
+    g = grouper(x=5)
+    severities = [0.5, 0.55, 0.58, 0.61, 0.65, 0.69, 0.99]
+    alerts = feed(g, [anomaly(p, severity=s) for p, s in enumerate(severities)])
+    assert [(a.anomaly_count, a.max_severity) for a in alerts] == [
+        (1, 0.5), (2, 0.55), (4, 0.61), (7, 0.99)]          # doubled, doubled and 0.6, 0.9
+
+
+def test_an_update_is_published_when_an_asset_joins_the_group() -> None:
+    g = grouper(x=5, scope="inference")
+    feed(g, [anomaly(0, "pump-1"), anomaly(1, "pump-1"), anomaly(2, "pump-1")])
+    joined = valid(g.add(anomaly(3, "pump-2")))
+    assert [(a.state, a.assets, a.anomaly_count) for a in joined] == [
+        ("updated", ("pump-1", "pump-2"), 4)]
+    assert g.add(anomaly(4, "pump-2")) == []                 # nothing new enough: folded
 
 
 @pytest.mark.parametrize(
@@ -200,9 +227,8 @@ def test_inference_scope_correlates_across_assets() -> None:
     g = grouper(x=5, scope="inference")
     alerts = feed(g, [anomaly(0, "pump-1"), anomaly(2, "pump-2"), anomaly(4, "pump-1")])
     alerts += valid(g.advance(FAR))
-    assert states(alerts) == [("open", True, 0), ("updated", False, 0), ("updated", False, 0),
-                              ("resolved", True, 0)]
-    assert alerts[-1].assets == ("pump-1", "pump-2")
+    assert states(alerts) == [("open", True, 0), ("updated", False, 0), ("resolved", True, 0)]
+    assert alerts[-1].assets == ("pump-1", "pump-2") and alerts[-1].anomaly_count == 3
     assert alerts[-1].alert_id == alert_id(INF, "high-vib", "*", T0)
 
 
@@ -255,8 +281,7 @@ def test_min_severity_holds_notification_until_the_group_reaches_it() -> None:
     g = grouper(x=5, min_severity=0.8)
     alerts = feed(g, [anomaly(0, severity=0.5), anomaly(1, severity=0.9), anomaly(2, severity=0.95)])
     alerts += valid(g.advance(FAR))
-    assert states(alerts) == [("open", False, 0), ("updated", True, 0), ("updated", False, 0),
-                              ("resolved", True, 0)]
+    assert states(alerts) == [("open", False, 0), ("updated", True, 0), ("resolved", True, 0)]
 
 
 def test_min_severity_never_reached_publishes_records_but_never_notifies() -> None:
@@ -292,7 +317,7 @@ def test_snoozed_group_is_announced_by_its_first_update_after_the_snooze() -> No
         ("open", True, 0), ("resolved", True, 0),
         ("open", False, 4),                         # 4 points after the last notification
         ("updated", True, 4),                       # 6 points after: the group is announced
-        ("updated", False, 4), ("resolved", True, 4),
+        ("resolved", True, 4),                      # (the anomaly at 9 is folded into it)
     ]
 
 
@@ -342,7 +367,7 @@ def test_snapshot_restore_mid_group_gives_identical_outputs() -> None:
     live = feed(g, rest) + g.advance(FAR)
     again = feed(restored, rest) + restored.advance(FAR)
     assert again == live
-    assert states(live) == [("updated", False, 0), ("updated", False, 0), ("resolved", True, 0),
+    assert states(live) == [("updated", False, 0), ("resolved", True, 0),   # 4 folded, 6 doubles
                             ("open", True, 30), ("resolved", True, 30)]
 
 

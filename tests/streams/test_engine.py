@@ -106,7 +106,7 @@ def test_readings_off_their_home_partition_are_forwarded_then_scored_there(model
     r = pump(1)[0]
     out = e.process_batch([msg([r], partition=away)], now_ms=0)
     assert out.counts["forwarded"] == 1 and not e.states
-    ((topic, partition, readings),) = out.forward
+    ((topic, partition, readings, _),) = out.forward
     assert (topic, partition, readings) == (by_asset_topic("tele"), home, [r])
     back = e.process_batch([Message(topic, partition, 0, b"p", encode_telemetry(readings))], 0)
     assert back.counts["received"] == 0 and list(back.snapshots) == ["inf/p"]
