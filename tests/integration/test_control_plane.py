@@ -155,7 +155,8 @@ def test_scheduling_is_validated_and_every_failure_has_a_readable_reason(pipelin
             ("--model", "pumps", "--topic", topic, "--start", "2020-01-01T00:00:00Z"):
                 "is in the past",
             ("--model", "pumps", "--topic", "no-such-topic"): "unknown topic 'no-such-topic'",
-            ("--model", "pumps", "--topic", topic, "--delay", "-5"): "data delay offset must be ≥ 0",
+            ("--model", "pumps", "--topic", topic, "--delay", "-5"):
+                "data delay offset must be a number of seconds from 0 to 604800, got -5.0",
             ("--model", "flow", "--topic", topic):
                 "needs signal(s) flow, torque that topic",
             ("--model", "pumps", "--topic", topic, "--hook", "pager"): "unknown hook 'pager'",
