@@ -103,10 +103,13 @@ def gap_record(inference_id: str, from_ms: int, to_ms: int, reason: str, at_ms: 
 
 @dataclass
 class ControlTopics:
+    #: the public control topic and the internal one, read by the controller as one stream
     control: faust.TopicT
     status: faust.TopicT
     events: faust.TopicT
     stats: faust.TopicT
+    #: where workers send internal commands (``fail``)
+    internal: faust.TopicT
 
 
 def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalog,
@@ -114,11 +117,14 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
     """Declare the control agent, its table and the status topics on ``app``."""
     t = settings.topics
 
-    def raw(name: str) -> faust.TopicT:
-        return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=1)
+    def raw(*names: str) -> faust.TopicT:
+        return app.topic(*names, key_serializer="raw", value_serializer="raw", partitions=1)
 
-    topics = ControlTopics(raw(t.control), raw(t.inference_status), raw(t.inference_events),
-                           raw(t.inference_stats))
+    # one stream of both control topics: one partition each, so Faust assigns both (and the
+    # table's changelog) to the same worker, which decides in arrival order
+    topics = ControlTopics(raw(t.control, t.control_internal), raw(t.inference_status),
+                           raw(t.inference_events), raw(t.inference_stats),
+                           raw(t.control_internal))
     table = app.Table("control-state", default=None, partitions=1, key_type=str)
     sends = Sends()
 
@@ -126,7 +132,15 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         table.data[key] = value
         sends(table.send_changelog(0, key, value))
 
-    def handle(value: bytes | None) -> None:
+    def refuse(plain: dict[str, Any], reason: str) -> None:
+        """The one result of a command that could not be decided: a rejection with its reason."""
+        inference_id = _short(plain.get("inference_id"), "?")
+        result = {"kind": "command_result", "command_id": _short(plain.get("command_id"), "invalid"),
+                  "inference_id": inference_id, "type": _short(plain.get("type"), "?"),
+                  "accepted": False, "reason": reason, "at": wall_ms()}
+        sends(topics.events.send_soon(key=inference_id.encode(), value=dumps(result)))
+
+    def handle(value: bytes | None, internal: bool) -> None:
         record: Any = None
         try:
             record = loads(value or b"")
@@ -134,28 +148,32 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
                 raise ValueError("a command is a JSON object")
             cmd = Command.from_record(record)
         except ValueError as exc:
-            plain = record if isinstance(record, dict) else {}
-            result: dict[str, Any] = {
-                      "kind": "command_result", "command_id": str(plain.get("command_id") or "invalid"),
-                      "inference_id": str(plain.get("inference_id") or "?"),
-                      "type": str(plain.get("type") or "?"), "accepted": False,
-                      "reason": f"invalid command: {exc}", "at": wall_ms()}
-            sends(topics.events.send_soon(key=result["inference_id"].encode(), value=dumps(result)))
+            refuse(record if isinstance(record, dict) else {}, f"invalid command: {exc}")
             return
         seen = table.data.get(f"command/{cmd.command_id}")
         if seen is not None:
             sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(seen)))
             return
-        plain_state = table.data.get(f"inference/{cmd.inference_id}")
-        current = InferenceState.from_record(plain_state) if plain_state else None
-        decision: Decision = decide(current, cmd, catalog, wall_ms())
-        if decision.state is not None:
-            record_out = decision.state.to_record()
-            store(f"inference/{cmd.inference_id}", record_out)
-            sends(topics.status.send_soon(key=cmd.inference_id.encode(), value=dumps(record_out)))
-        result = decision.result_record()
+        try:
+            plain_state = table.data.get(f"inference/{cmd.inference_id}")
+            current = InferenceState.from_record(plain_state) if plain_state else None
+            decision: Decision = decide(current, cmd, catalog, wall_ms(), internal=internal)
+            # encoded before anything is stored or sent: a command that cannot be written
+            # down is refused whole, never half applied
+            state_out = None if decision.state is None else decision.state.to_record()
+            state_bytes = None if state_out is None else dumps(state_out)
+            result = decision.result_record()
+            result_bytes = dumps(result)
+        except Exception as exc:  # a defect must cost this command, not the controller
+            log.exception("command %s %s on %s could not be decided", cmd.command_id, cmd.type,
+                          cmd.inference_id)
+            refuse(cmd.to_record(), f"command could not be decided: {type(exc).__name__}: {exc}"[:500])
+            return
+        if state_out is not None and state_bytes is not None:
+            store(f"inference/{cmd.inference_id}", state_out)
+            sends(topics.status.send_soon(key=cmd.inference_id.encode(), value=state_bytes))
         store(f"command/{cmd.command_id}", result)
-        sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(result)))
+        sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=result_bytes))
         if decision.gap is not None:
             gap = gap_record(cmd.inference_id, *decision.gap, reason="paused", at_ms=decision.at_ms)
             sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(gap)))
@@ -168,7 +186,7 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         async for event in stream.events():
             while not catalog.hooks_ready():
                 await asyncio.sleep(0.05)  # polling a condition: the hooks topic read
-            handle(event.message.value)
+            handle(event.message.value, internal=event.message.topic == t.control_internal)
             await sends.confirmed()  # state and results out before the ack
 
     return topics
@@ -182,8 +200,7 @@ LIVE_WAIT_MS = 5_000
 def prefill_from_ms(scorer: AssetScorer) -> int:
     """The earliest event time a new epoch's windows need: a window and a fill run before the
     start, and the delay offset."""
-    cfg, model = scorer.inference, scorer.model
-    return cfg.start_ms - (model.window_size + cfg.max_fill_points + 2) * model.interval_ms - cfg.delay_ms
+    return scorer.history_from_ms(scorer.inference.start_ms)
 
 
 @dataclass
@@ -390,7 +407,7 @@ class InferenceSync:
         self.reported.add((inference_id, epoch))
         cmd = Command(f"fail/{inference_id}/{epoch}", "fail", inference_id, {"error": error},
                       self.wall_ms(), f"worker:{self.worker_id}")
-        self.topics.control.send_soon(key=inference_id.encode(), value=dumps(cmd.to_record()))
+        self.topics.internal.send_soon(key=inference_id.encode(), value=dumps(cmd.to_record()))
 
     def _publish_stats(self, now_ms: int) -> None:
         progress = self.engine.progress()
@@ -417,6 +434,11 @@ class InferenceSync:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.view.close()
+
+
+def _short(value: Any, default: str) -> str:
+    """A field of a refused command, as its result echoes it: a short string."""
+    return default if value is None or value == "" else str(value)[:256]
 
 
 def _spans(messages: Sequence[Message]) -> str:

@@ -153,7 +153,10 @@ def aggregate(inference: InferenceState, stats: Mapping[str, Mapping[str, Any]],
 def _ts(ms: int | None) -> str:
     if ms is None:
         return "—"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    except (ValueError, OverflowError, OSError):  # a state written before the bounds existed
+        return f"{ms} ms"
 
 
 def describe(state: InferenceState, progress: Mapping[str, Any],

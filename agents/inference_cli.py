@@ -20,6 +20,7 @@ from agents.control_client import ControlClient, ControlTimeoutError, aggregate,
 from agents.settings import Settings
 from streams.control import CommandType
 from streams.decode import parse_timestamp
+from streams.inference import InferenceConfig, delay_ms_from_seconds
 
 
 def _client(broker: str | None, topic_prefix: str | None) -> ControlClient:
@@ -96,7 +97,16 @@ def create(name: str, model_id: str, model_version: int | None, topic: str, asse
            alerts: tuple[str, ...], hooks: tuple[str, ...], timeout: float, broker: str | None,
            topic_prefix: str | None, as_json: bool) -> None:
     """Schedule a streaming inference NAME."""
-    params: dict[str, Any] = {"model_id": model_id, "topic": topic, "delay_ms": round(delay_s * 1000),
+
+    def refuse(reason: str) -> None:
+        _finish({"kind": "command_result", "type": "create", "inference_id": name,
+                 "accepted": False, "reason": reason}, as_json)
+
+    try:
+        delay_ms = delay_ms_from_seconds(delay_s)
+    except ValueError as exc:
+        return refuse(f"invalid inference: {exc}")
+    params: dict[str, Any] = {"model_id": model_id, "topic": topic, "delay_ms": delay_ms,
                               "clock": clock, "assets": list(assets), "hooks": list(hooks)}
     if model_version is not None:
         params["model_version"] = model_version
@@ -105,12 +115,20 @@ def create(name: str, model_id: str, model_version: int | None, topic: str, asse
     if start is not None:
         parsed = int(start) if start.lstrip("-").isdigit() else parse_timestamp(start)
         if isinstance(parsed, str):
-            raise click.BadParameter(parsed, param_hint="--start")
+            return refuse(f"invalid inference: --start {parsed}")
         params["start_ms"] = parsed
     try:
         params["alerts"] = [orjson.loads(a) for a in alerts]
     except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"--alert is not JSON: {exc}") from exc
+        return refuse(f"invalid inference: --alert is not JSON: {exc}")
+    # the bounds the controller checks, checked here first by the same code: a typo is refused
+    # at once, without a round trip to the deployment
+    try:
+        InferenceConfig.from_dict({**params, "inference_id": name})
+    except KeyError as exc:
+        return refuse(f"invalid inference: {exc.args[0]} is required")
+    except (TypeError, ValueError) as exc:
+        return refuse(f"invalid inference: {exc}")
     _finish(_send(_client(broker, topic_prefix), "create", name, params, timeout), as_json)
 
 

@@ -46,6 +46,11 @@ class TopicNames:
         return f"{self.prefix}.control"
 
     @property
+    def control_internal(self) -> str:
+        """Commands only workers send (``fail``); grant write on it to workers alone."""
+        return f"{self.prefix}.control-internal"
+
+    @property
     def inference_status(self) -> str:
         return f"{self.prefix}.inference-status"
 

@@ -41,6 +41,7 @@ def topic_specs(settings: Settings, telemetry: Iterable[str] = ()) -> list[Topic
         TopicSpec(registry_topic(settings), 1, {"cleanup.policy": "compact"}),
         # the control plane: one partition each, so commands apply in one order (docs/control.md)
         TopicSpec(t.control, 1),
+        TopicSpec(t.control_internal, 1),
         TopicSpec(t.inference_status, 1, {"cleanup.policy": "compact"}),
         TopicSpec(t.inference_events, 1),
         TopicSpec(t.inference_stats, 1, {"cleanup.policy": "compact"}),

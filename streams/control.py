@@ -15,8 +15,14 @@ Statuses and moves::
 
 Every activation (create, restart, update_model) starts a new **epoch** from
 ``active_from_ms``: workers start that epoch's per-asset state afresh, pre-filled from the
-topic's history, and score from the first point at or after ``active_from_ms``. A restart
-reports the paused period as a gap.
+topic's history, and score from the first point at or after ``active_from_ms``. On the wall
+clock a restart starts at the wall time and reports the paused period as a gap. On the event
+clock the inference's time is the feed's own, which did not move while it was paused: the
+start is kept, and each asset resumes after the last point its earlier epoch took
+(:meth:`streams.scoring.AssetScorer.new_state`), so nothing is skipped and no gap is reported.
+
+``fail`` is internal (:data:`INTERNAL_COMMAND_TYPES`): a worker reports an inference that
+keeps failing on the internal control topic; from the public control topic it is rejected.
 
 >>> catalog = StaticCatalog(models={("m", 1): ModelInfo("m", 1, "completed", ("v",))},
 ...                         topics={"tele": None})
@@ -31,6 +37,8 @@ reports the paused period as a gap.
 >>> d3 = decide(d2.state, Command("c3", "restart", "inf", {}, 9_000, "cli"), catalog, 9_000)
 >>> d3.state.status, d3.state.epoch, d3.gap
 ('Active', 2, (2000, 9000))
+>>> decide(d3.state, Command("c4", "fail", "inf", {}, 9_500, "me"), catalog, 9_500).reason
+"fail is an internal command (a worker's failure report); it is not accepted from the public control topic"
 """
 
 from __future__ import annotations
@@ -39,13 +47,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol, cast, get_args
 
-from streams.inference import InferenceConfig
+from streams.inference import MAX_MODEL_VERSION, MAX_START_MS, InferenceConfig, whole_number
 
 Status = Literal["Active", "UserPaused", "SystemPaused", "Deleted"]
 CommandType = Literal["create", "pause", "restart", "delete", "update_model", "replay", "fail"]
 COMMAND_TYPES: Final = get_args(CommandType)
+#: Commands only workers send, on the internal control topic (docs/control.md).
+INTERNAL_COMMAND_TYPES: Final = ("fail",)
 #: How far in the past a wall-clock start may be (the command's transit), in ms.
 START_TOLERANCE_MS: Final = 60_000
+#: How far ahead of now a wall-clock start may be: a year (a later one is a typo).
+MAX_START_AHEAD_MS: Final = 366 * 86_400_000
+#: The longest id, name or issuer a command carries (schemas/control-command.v1.json).
+MAX_ID_CHARS: Final = 256
 PAUSED: Final = ("UserPaused", "SystemPaused")
 
 
@@ -74,18 +88,27 @@ class Command:
         """
         problems = [f"{k} is required" for k in ("command_id",) if not d.get(k)]
         kind = d.get("type")
-        if kind not in COMMAND_TYPES:
+        if not isinstance(kind, str) or kind not in COMMAND_TYPES:
             problems.append(f"unknown command type {kind!r}")
         if kind in COMMAND_TYPES and (not isinstance(d.get("inference_id"), str)
                                       or not d.get("inference_id")):
             problems.append("inference_id is required")
+        for k in ("command_id", "inference_id", "issued_by"):
+            if d.get(k) is not None and (not isinstance(d[k], str) or len(d[k]) > MAX_ID_CHARS):
+                problems.append(f"{k} must be a string of at most {MAX_ID_CHARS} characters")
         params = d.get("params", {})
         if not isinstance(params, Mapping):
             problems.append("params must be an object")
+        issued_at = 0
+        try:
+            issued_at = whole_number(d.get("issued_at", 0), "issued_at (epoch ms)", 0,
+                                     MAX_START_MS - 1)
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
             raise ValueError("; ".join(problems))
         return cls(str(d["command_id"]), cast(CommandType, kind), str(d["inference_id"]), dict(params),
-                   int(d.get("issued_at", 0)), str(d.get("issued_by", "unknown")))
+                   issued_at, str(d.get("issued_by") or "unknown"))
 
     def to_record(self) -> dict[str, Any]:
         return {"command_id": self.command_id, "type": self.type,
@@ -219,11 +242,17 @@ def _reject(cmd: Command, reason: str, now_ms: int) -> Decision:
     return Decision(cmd, False, reason, now_ms)
 
 
-def decide(current: InferenceState | None, cmd: Command, catalog: Catalog, now_ms: int) -> Decision:
+def decide(current: InferenceState | None, cmd: Command, catalog: Catalog, now_ms: int,
+           internal: bool = False) -> Decision:
     """Accept or reject ``cmd`` against the inference's ``current`` state (SPEC §5.1, §5.4).
 
-    A ``Deleted`` state counts as no inference: its name can be used again.
+    ``internal``: whether the command came on the internal control topic, which only workers
+    write; an internal command type from anywhere else is rejected. A ``Deleted`` state counts
+    as no inference: its name can be used again.
     """
+    if cmd.type in INTERNAL_COMMAND_TYPES and not internal:
+        return _reject(cmd, f"{cmd.type} is an internal command (a worker's failure report); "
+                       "it is not accepted from the public control topic", now_ms)
     if current is not None and current.status == "Deleted":
         current = None
     if cmd.type == "create":
@@ -260,6 +289,15 @@ def decide(current: InferenceState | None, cmd: Command, catalog: Catalog, now_m
 
 def _activate(current: InferenceState, cmd: Command, config: InferenceConfig, now_ms: int,
               what: str) -> Decision:
+    if config.clock == "event":
+        # the feed's own time stood still while nothing took its points for this inference:
+        # each asset resumes after the last point its earlier epoch took (the ones that came
+        # meanwhile are read back from the topic), so there is no paused period to report
+        state = replace(current, config=config, status="Active", epoch=current.epoch + 1,
+                        active_from_ms=config.start_ms, paused_at_ms=None, error=None,
+                        updated_at_ms=now_ms)
+        return Decision(cmd, True, f"{what}; on the event clock each asset resumes after the last "
+                        "point it took, in the feed's own time: nothing is skipped", now_ms, state)
     paused_at = current.paused_at_ms if current.paused_at_ms is not None else now_ms
     state = replace(current, config=replace(config, start_ms=now_ms), status="Active",
                     epoch=current.epoch + 1, active_from_ms=now_ms, paused_at_ms=None,
@@ -287,6 +325,9 @@ def _create(current: InferenceState | None, cmd: Command, catalog: Catalog, now_
         elif config.start_ms < now_ms - START_TOLERANCE_MS:
             problems.append(f"start time {config.start_ms} is in the past (now {now_ms}); "
                             "a replay scores history")
+        elif config.start_ms > now_ms + MAX_START_AHEAD_MS:
+            problems.append(f"start time {config.start_ms} is more than a year ahead "
+                            f"(now {now_ms})")
     model = catalog.model(config.model_id, config.model_version)
     if model is None:
         which = "" if config.model_version is None else f" v{config.model_version}"
@@ -327,7 +368,12 @@ def _update_model(current: InferenceState, cmd: Command, catalog: Catalog, now_m
     if not isinstance(model_id, str) or not model_id:
         return _reject(cmd, "update_model needs params.model_id", now_ms)
     version = cmd.params.get("model_version")
-    model = catalog.model(model_id, None if version is None else int(version))
+    if version is not None:
+        try:
+            version = whole_number(version, "model version", 1, MAX_MODEL_VERSION)
+        except ValueError as exc:
+            return _reject(cmd, f"update_model: {exc}", now_ms)
+    model = catalog.model(model_id, version)
     if model is None:
         return _reject(cmd, f"no model {model_id!r}" + ("" if version is None else f" v{version}"),
                        now_ms)

@@ -273,6 +273,9 @@ class Engine:
                 continue
             key = state_key(inference_id, reading.asset_id)
             state = self._state(key, partition, scorer)
+            if state.start_ms > scorer.inference.start_ms and \
+                    reading.ts_ms < scorer.history_from_ms(state.start_ms):
+                continue  # before what the window of an asset that resumes later needs
             if isinstance(scorer.accept(state, reading), Late | Duplicate):
                 continue
             out.counts["prefilled"] += 1
@@ -521,9 +524,12 @@ class Engine:
         # alert groups outlive an epoch: a group open when the inference was paused resolves
         # (the paused points count) instead of being forgotten
         alert_states = snap.get("alerts", {}) if snap is not None else {}
+        earlier = None
         if snap is not None and not scorer.owns(snap):
-            snap = None  # another epoch's state: this one starts afresh
-        state = scorer.restore(snap) if snap is not None else scorer.new_state()
+            # another epoch's state: this one starts afresh (on the event clock, from where the
+            # earlier one stopped: AssetScorer.new_state)
+            earlier, snap = snap, None
+        state = scorer.restore(snap) if snap is not None else scorer.new_state(earlier)
         self.states[key] = (partition, state, scorer)
         if snap is not None and snap.get("recent_anomalies"):
             # the crash window: the snapshot reached the changelog, its anomalies may not have

@@ -58,6 +58,9 @@ class AssetState:
     last_ts_ms: int | None = None
     scored: int = 0
     epoch: int = 0
+    #: the first timestamp scored for this asset: the inference's start, or, on the event
+    #: clock after a restart, the point after the last one its earlier epoch took
+    start_ms: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class AssetState:
             "watermark": self.watermark.snapshot(),
             "last_ts_ms": self.last_ts_ms,
             "scored": self.scored,
+            "start_ms": self.start_ms,
         }
 
 
@@ -103,12 +107,35 @@ class AssetScorer:
             max_fill_points=inference.max_fill_points,
         )
 
-    def new_state(self) -> AssetState:
+    def new_state(self, earlier: dict[str, Any] | None = None) -> AssetState:
+        """A fresh state for this epoch, scoring from the inference's start.
+
+        ``earlier``: the asset's stored state of an earlier epoch of this inference. On the
+        event clock the inference's time is the feed's own, which stood still while it was
+        paused, so the asset resumes after the last point that epoch took: the points before
+        fill the window (a pre-fill reads them), the ones after are scored, none twice, none
+        skipped. On the wall clock the start stays the inference's (the restart's wall time).
+
+        >>> import numpy as np
+        >>> from streams.model import fit_model, ModelParams
+        >>> m = fit_model(np.zeros((50, 1)) + np.arange(50)[:, None] % 3,
+        ...               ModelParams(model_id="m", signals=("v",), window_size=2))
+        >>> old = {"epoch": 1, "last_ts_ms": 5_000}
+        >>> AssetScorer(InferenceConfig("i", "m", "t", clock="event"), m, 2).new_state(old).start_ms
+        5001
+        >>> AssetScorer(InferenceConfig("i", "m", "t", start_ms=9), m, 2).new_state(old).start_ms
+        9
+        """
+        start = self.inference.start_ms
+        if earlier is not None and self.inference.clock == "event" and \
+                int(earlier.get("epoch", 0)) < self.epoch and earlier.get("last_ts_ms") is not None:
+            start = max(start, int(earlier["last_ts_ms"]) + 1)
         return AssetState(
             window=SlidingWindow(self.model.window_size, len(self.model.signals)),
             detector=self.model.detector.build(),
             watermark=self.slots.build(None),
             epoch=self.epoch,
+            start_ms=start,
         )
 
     def owns(self, snapshot: dict[str, Any]) -> bool:
@@ -123,7 +150,15 @@ class AssetScorer:
             last_ts_ms=snapshot["last_ts_ms"],
             scored=int(snapshot["scored"]),
             epoch=self.epoch,
+            start_ms=int(snapshot.get("start_ms", self.inference.start_ms)),
         )
+
+    def history_from_ms(self, start_ms: int) -> int:
+        """The earliest event time a window scoring from ``start_ms`` needs: a window and a fill
+        run before the start, and the delay offset (where a pre-fill begins)."""
+        model, cfg = self.model, self.inference
+        return start_ms - (model.window_size + cfg.max_fill_points + 2) * model.interval_ms \
+            - cfg.delay_ms
 
     def accept(self, state: AssetState, reading: Reading) -> AddOutcome:
         """Take a point into its slot; it is scored when the slot is finalised (SPEC §5.2)."""
@@ -164,7 +199,7 @@ class AssetScorer:
             return Outcome("incomplete", ts)
         state.last_ts_ms = ts
         window = state.window
-        if not window.full or ts < self.inference.start_ms:
+        if not window.full or ts < state.start_ms:
             window.push(row)
             return Outcome("warming_up", ts, filled=filled)
         scored = state.detector.score_one(row, window)

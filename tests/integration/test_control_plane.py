@@ -155,7 +155,8 @@ def test_scheduling_is_validated_and_every_failure_has_a_readable_reason(pipelin
             ("--model", "pumps", "--topic", topic, "--start", "2020-01-01T00:00:00Z"):
                 "is in the past",
             ("--model", "pumps", "--topic", "no-such-topic"): "unknown topic 'no-such-topic'",
-            ("--model", "pumps", "--topic", topic, "--delay", "-5"): "data delay offset must be ≥ 0",
+            ("--model", "pumps", "--topic", topic, "--delay", "-5"):
+                "data delay offset must be a number of seconds from 0 to 604800, got -5.0",
             ("--model", "flow", "--topic", topic):
                 "needs signal(s) flow, torque that topic",
             ("--model", "pumps", "--topic", topic, "--hook", "pager"): "unknown hook 'pager'",
@@ -254,3 +255,68 @@ def test_inference_commands_need_a_deployment(pipeline: Pipeline) -> None:
     assert done.returncode == 2
     assert "pass --broker HOST:PORT or set ASSETWATCH_BROKER" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def feed(t0_ms: int, first: int, count: int, spike_at: int | None = None) -> list[Reading]:
+    """Readings ``first … first + count − 1`` of a historical feed of pump-1 from ``t0_ms``."""
+    return [Reading("pump-1", t0_ms + (first + i) * INTERVAL_MS, r.signals)
+            for i, r in enumerate(readings_around(0, 0, count, spike_at=spike_at))]
+
+
+def test_an_event_clock_inference_goes_on_scoring_its_historical_feed_after_restart_and_update(
+        pipeline: Pipeline) -> None:
+    """Issue 17 (1): on the event clock a restart (or a model update) resumes in the feed's own
+    time. The readings that came while it was paused are scored, as are later ones; none is
+    left before a start set to the wall time."""
+    client = ControlClient(pipeline.kafka, pipeline.settings)
+    topic = pipeline.settings.topics.telemetry
+    t0 = 1_704_067_200_000  # 2024-01-01: a historical feed, far behind the wall clock
+    store = ModelStore(pipeline.settings.models_dir)
+    store.save(fit_model(training_rows(4, 1500, seed=12),
+                         ModelParams(model_id="pumps", signals=SIGNALS, window_size=8,
+                                     interval_ms=INTERVAL_MS, version=2)))
+
+    def progress(epoch: int) -> dict[str, Any]:
+        shown = cli_json(pipeline, "show", "hist")
+        assert shown["state"]["epoch"] == epoch, shown["state"]
+        return dict(shown["progress"])
+
+    def runs_epoch(epoch: int) -> None:
+        wait_for(lambda: [i["epoch"] for i in w.status()["inferences"]] == [epoch], 20,
+                 f"the worker runs epoch {epoch}")
+
+    with pipeline.worker() as w:
+        w.wait_ready(60)
+        done = cli(pipeline, "create", "hist", "--model", "pumps", "--model-version", "1",
+                   "--topic", topic, "--clock", "event", "--start", str(t0))
+        assert done.returncode == 0, done.stderr
+        runs_epoch(1)
+        pipeline.send(feed(t0, 0, 300))
+        wait_for(lambda: progress(1)["points_scored"] >= 290, 60, "the first 300 readings scored")
+
+        assert cli(pipeline, "pause", "hist").returncode == 0
+        wait_for(lambda: not w.status()["inferences"], 10, "the worker stops the paused inference")
+        pipeline.send(feed(t0, 300, 100))  # the feed goes on while the inference is paused
+        restarted = cli(pipeline, "restart", "hist")
+        assert restarted.returncode == 0, restarted.stderr
+        runs_epoch(2)
+        pipeline.send(feed(t0, 400, 300, spike_at=150))
+        after = wait_for(lambda: (p := progress(2))["points_scored"] >= 395 and p, 60,
+                         "the paused period's and the later readings scored")
+        assert after["warming_up"] == 0
+        assert "nothing is skipped" in restarted.stdout
+        state = state_of(client, "hist")
+        assert state.active_from_ms == state.config.start_ms == t0, "the start stays in feed time"
+        wait_for(lambda: f"hist/pump-1/{t0 + 550 * INTERVAL_MS}" in pipeline.anomaly_keys(), 30,
+                 "the spike after the restart found")
+
+        assert cli(pipeline, "pause", "hist").returncode == 0
+        updated = cli(pipeline, "update-model", "hist", "--model", "pumps", "--model-version", "2")
+        assert updated.returncode == 0 and "model now pumps v2" in updated.stdout, updated.stderr
+        runs_epoch(3)
+        pipeline.send(feed(t0, 700, 300))
+        scored = wait_for(lambda: (p := progress(3))["points_scored"] >= 295 and p, 60,
+                          "the readings after the model update scored")
+        assert scored["warming_up"] == 0
+    gaps = [e for e in client.events("hist") if e["kind"] == "gap" and e["reason"] == "paused"]
+    assert gaps == [], "nothing was skipped in the feed's time, so no paused period is reported"

@@ -5,11 +5,15 @@ Each test is named after the rule it checks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import schemas
+from streams.codec import dumps
 from streams.control import (
     Command,
     InferenceState,
@@ -76,7 +80,7 @@ def test_a_future_start_time_is_kept() -> None:
     ({"model_id": "broken"}, "is failed (not enough rows)"),
     ({"model_id": "pumps", "model_version": 7}, "no model 'pumps' v7"),
     ({"topic": "elsewhere"}, "unknown topic 'elsewhere'"),
-    ({"delay_ms": -1}, "data delay offset must be ≥ 0"),
+    ({"delay_ms": -1}, "data delay offset (ms, at most 7 days) must be from 0 to 604800000, got -1"),
     ({"sensitivity": 0}, "sensitivity"),
     ({"topic": "vib-only"}, "needs signal(s) temp that topic 'vib-only' does not carry"),
     ({"hooks": ["pager"]}, "unknown hook 'pager'"),
@@ -140,10 +144,11 @@ def test_a_declaration_repeated_unchanged_is_accepted_without_a_new_state() -> N
 ])
 def test_status_moves(start: str, command: str, accepted: bool, status_after: str) -> None:
     states = {"Active": active(), "UserPaused": paused(),
-              "SystemPaused": decide(active(), cmd("fail", {"error": "boom"}), CATALOG, NOW).state}
+              "SystemPaused": decide(active(), cmd("fail", {"error": "boom"}), CATALOG, NOW,
+                                     internal=True).state}
     before = states[start]
     assert before is not None
-    d = decide(before, cmd(command), CATALOG, NOW + 5_000)
+    d = decide(before, cmd(command), CATALOG, NOW + 5_000, internal=True)
     assert d.accepted is accepted
     after = d.state if d.state is not None else before
     assert after.status == status_after
@@ -165,7 +170,8 @@ def test_restart_starts_a_new_epoch_and_reports_the_paused_period_as_a_gap() -> 
 
 
 def test_system_pause_records_the_error_and_restart_clears_it() -> None:
-    failed = decide(active(), cmd("fail", {"error": "model artifact hash mismatch"}), CATALOG, NOW)
+    failed = decide(active(), cmd("fail", {"error": "model artifact hash mismatch"}), CATALOG, NOW,
+                    internal=True)
     assert failed.state is not None and failed.state.error == "model artifact hash mismatch"
     restarted = decide(failed.state, cmd("restart"), CATALOG, NOW + 1)
     assert restarted.state is not None and restarted.state.error is None
@@ -213,3 +219,128 @@ def test_records_follow_the_schemas() -> None:
 def test_a_malformed_command_is_refused_with_its_problem(record: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem.replace("(", r"\(")):
         Command.from_record(record)
+
+
+def test_an_internal_command_from_the_public_control_topic_is_rejected() -> None:
+    d = decide(active(), cmd("fail", {"error": "spoofed"}), CATALOG, NOW)
+    assert not d.accepted and d.state is None
+    assert d.reason == ("fail is an internal command (a worker's failure report); it is not "
+                        "accepted from the public control topic")
+
+
+def test_the_same_command_on_the_internal_control_topic_system_pauses() -> None:
+    d = decide(active(), cmd("fail", {"error": "boom"}), CATALOG, NOW, internal=True)
+    assert d.accepted and d.state is not None and d.state.status == "SystemPaused"
+
+
+def event_paused(start_ms: int = 1_700_000_000_000) -> InferenceState:
+    created = decide(None, create(clock="event", start_ms=start_ms), CATALOG, NOW).state
+    state = decide(created, cmd("pause"), CATALOG, NOW + 1_000).state
+    assert state is not None
+    return state
+
+
+@pytest.mark.parametrize("command", [cmd("restart"),
+                                     cmd("update_model", {"model_id": "pumps", "model_version": 1})])
+def test_on_the_event_clock_a_restart_keeps_the_start_in_the_feeds_own_time(command: Command) -> None:
+    d = decide(event_paused(1_700_000_000_000), command, CATALOG, NOW + 61_000)
+    assert d.accepted and d.state is not None
+    assert (d.state.status, d.state.epoch) == ("Active", 2)
+    assert d.state.active_from_ms == d.state.config.start_ms == 1_700_000_000_000, \
+        "not the wall time: a historical feed would never reach it"
+    assert d.gap is None, "nothing is skipped on the feed's time, so no wall-clock gap"
+    assert "nothing is skipped" in d.reason
+
+
+BAD_CREATES: list[tuple[dict[str, Any], str]] = [
+    ({"delay_ms": 1e300}, "data delay offset (ms, at most 7 days) must be from 0 to 604800000, "
+                          "got 1e+300"),
+    ({"delay_ms": 10**12}, "data delay offset (ms, at most 7 days) must be from 0 to 604800000"),
+    ({"delay_ms": float("inf")}, "data delay offset (ms, at most 7 days) must be a finite number"),
+    ({"delay_ms": float("nan")}, "must be a finite number, got nan"),
+    ({"delay_ms": "5"}, "data delay offset (ms, at most 7 days) must be a whole number, got '5'"),
+    ({"delay_ms": 2.5}, "must be a whole number, got 2.5"),
+    ({"delay_ms": True}, "must be a whole number, got True"),
+    ({"start_ms": 253_402_214_400_000}, "start (epoch ms, before 2100-01-01) must be from 0 to "
+                                        "4102444799999, got 253402214400000"),
+    ({"start_ms": 99_999_999_999_999_999}, "start (epoch ms, before 2100-01-01) must be from 0"),
+    ({"start_ms": -1}, "start (epoch ms, before 2100-01-01) must be from 0"),
+    ({"start_ms": NOW + 400 * 86_400_000}, "is more than a year ahead"),
+    ({"sensitivity": 1e300}, "sensitivity must be from 1 to 100, got 1e+300"),
+    ({"idle_timeout_ms": 1e300}, "idle timeout (ms, at most 7 days) must be from 0"),
+    ({"max_fill_points": 10**9}, "max fill points must be from 0 to 10000"),
+    ({"model_version": 1e300}, "model version must be from 1 to 2147483647"),
+    ({"model_version": "2"}, "model version must be a whole number"),
+    ({"assets": [""]}, "asset id '' must be 1-256 characters"),
+    ({"assets": [" pump"]}, "asset id ' pump' must be 1-256 characters, with no control "
+                            "characters and no leading or trailing whitespace"),
+    ({"assets": ["x" * 257]}, "asset id 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' must be"),
+    ({"assets": "pump-1"}, "assets must be a list of asset ids, got 'pump-1'"),
+    ({"assets": [[1]]}, "invalid inference"),
+    ({"hooks": [1]}, "hooks must be a list of hook names"),
+    ({"topic": "no spaces"}, "must be a Kafka topic name"),
+    ({"topic": 7}, "topic must be a string, got 7"),
+    ({"clock": ["event"]}, "clock must be one of wall, event"),
+    ({"alerts": ["x"]}, "invalid alert config: expected an object"),
+]
+
+
+@pytest.mark.parametrize(("params", "reason"), BAD_CREATES)
+def test_every_setting_has_bounds_that_make_sense(params: dict[str, Any], reason: str) -> None:
+    d = decide(None, create(**params), CATALOG, NOW)
+    assert not d.accepted and d.state is None
+    assert reason in d.reason
+
+
+def test_event_clock_starts_keep_the_absolute_bounds() -> None:
+    assert decide(None, create(clock="event", start_ms=946_684_800_000), CATALOG, NOW).accepted
+    far = decide(None, create(clock="event", start_ms=4_102_444_800_000), CATALOG, NOW)
+    assert not far.accepted and "before 2100-01-01" in far.reason
+
+
+@pytest.mark.parametrize(("version", "reason"), [
+    (1e300, "update_model: model version must be from 1 to 2147483647, got 1e+300"),
+    ("x", "update_model: model version must be a whole number, got 'x'"),
+    ([1], "update_model: model version must be a whole number, got [1]"),
+])
+def test_update_model_bounds_its_version(version: Any, reason: str) -> None:
+    d = decide(paused(), cmd("update_model", {"model_id": "pumps", "model_version": version}),
+               CATALOG, NOW)
+    assert not d.accepted and d.reason == reason
+
+
+@pytest.mark.parametrize(("record", "problem"), [
+    ({"command_id": "c", "type": "pause", "inference_id": "i", "issued_at": 1e300},
+     "issued_at (epoch ms) must be from 0"),
+    ({"command_id": "c" * 300, "type": "pause", "inference_id": "i"}, "command_id must be a string"),
+    ({"command_id": "c", "type": ["pause"], "inference_id": "i"}, "unknown command type"),
+])
+def test_a_command_out_of_bounds_is_refused(record: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        Command.from_record(record)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=5)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                  max_size=3),
+    max_leaves=8)
+FIELDS = st.sampled_from(["model_id", "topic", "sensitivity", "start_ms", "delay_ms", "assets",
+                          "clock", "idle_timeout_ms", "max_fill_points", "model_version",
+                          "alerts", "hooks", "declare"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(params=st.dictionaries(FIELDS, JSON, max_size=5),
+       kind=st.sampled_from(["create", "update_model"]))
+def test_any_json_parameters_get_a_decision_that_can_be_written_down(
+        params: dict[str, Any], kind: str) -> None:
+    """Every command gets exactly one result: whatever JSON its parameters hold, ``decide``
+    returns (never raises) and its records encode."""
+    base = {"model_id": "pumps", "topic": "tele"} if kind == "create" else {}
+    d = decide(None if kind == "create" else paused(), cmd(kind, {**base, **params}), CATALOG, NOW)
+    dumps(d.result_record())
+    if d.state is not None:
+        dumps(d.state.to_record())
+        VALIDATE_STATUS(d.state.to_record())

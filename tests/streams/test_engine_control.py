@@ -225,3 +225,43 @@ def test_the_engine_remembers_where_the_live_stream_began_on_each_partition(mode
     assert e.first_offsets == {("tele", 0): 5} and e.positions == {("tele", 0): 8}
     e.drop_partitions([0])
     assert e.first_offsets == {} and e.positions == {}
+
+
+def test_on_the_event_clock_a_new_epoch_resumes_each_asset_after_its_last_point(
+        model: Model) -> None:
+    """A restart of an event-clock inference scores what came after the pause, in the feed's
+    own time: the points the earlier epoch took fill the window, the rest is scored, each once."""
+    store: dict[str, Any] = {}
+    readings = pump(120)
+    e = Engine([scorer(model, epoch=1)], load=store.get, partitions=1)
+    first = e.process_batch([msg(r) for r in readings[:60]])
+    store.update({k: snap for k, (_, snap) in first.snapshots.items()})
+    taken = store["inf/p"]["last_ts_ms"]
+    assert taken is not None and first.counts["scored"] > 0
+    # paused, then restarted: the worker holds the partition and pre-fills it from the whole
+    # topic (what came while it was paused included), then goes on live
+    e.set_scorers([scorer(model, epoch=2)])
+    e.hold("inf", [0])
+    history = e.prefill("inf", 0, readings[:100])
+    e.release("inf", 0)
+    out = e.tick(now_ms=10**13)
+    live = e.process_batch([msg(r) for r in readings[100:]])
+    after = [r.ts_ms for r in readings if r.ts_ms > taken]
+    lookback = 8 + 5 + 2  # window, fill limit, 2 slots (AssetScorer.history_from_ms)
+    assert history.counts["prefilled"] == 100 - (120 - len(after)) + lookback, \
+        "a window's worth before the resume point, then the rest"
+    assert out.counts["warming_up"] == lookback
+    assert out.counts["scored"] + live.counts["scored"] + e.tick(now_ms=10**13).counts["scored"] \
+        == len(after), "every point after the last one taken is scored, none twice"
+
+
+def test_on_the_wall_clock_a_new_epoch_scores_from_the_inferences_start(model: Model) -> None:
+    store: dict[str, Any] = {}
+    readings = pump(60)
+    e = Engine([scorer(model, epoch=1, clock="wall")], load=store.get, partitions=1)
+    out = e.process_batch([msg(r) for r in readings[:30]], now_ms=10**13)
+    store.update({k: snap for k, (_, snap) in out.snapshots.items()})
+    restarted = scorer(model, epoch=2, clock="wall", start_ms=readings[50].ts_ms)
+    e.set_scorers([restarted])
+    out = e.process_batch([msg(r) for r in readings[30:]], now_ms=10**13)
+    assert out.counts["scored"] == 10 and out.counts["warming_up"] == 20

@@ -1,0 +1,152 @@
+"""Bad control input through every public door (issue 17 items 5-7): the CLI, the REST API
+and the control topic refuse it with one readable reason, the controller lives on, and a
+producer cannot issue the workers' internal commands.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.control_client import ControlClient
+from agents.kafka_io import make_producer
+from tests.integration.harness import Pipeline, wait_for
+from tests.integration.test_control_plane import cli, pipeline, state_of
+
+pytestmark = pytest.mark.integration
+__all__ = ["pipeline"]  # the fixture, shared with the control plane's tests
+
+
+def command(pipeline: Pipeline, record: dict[str, Any] | bytes) -> str:
+    """Put one record on the public control topic, as any producer can; return its id."""
+    cid = record.get("command_id", "?") if isinstance(record, dict) else "?"
+    value = record if isinstance(record, bytes) else orjson.dumps(record)
+    producer = make_producer(pipeline.kafka)
+    producer.produce(pipeline.settings.topics.control, key=b"k", value=value)
+    assert producer.flush(10) == 0
+    return str(cid)
+
+
+def results(client: ControlClient, command_id: str) -> list[dict[str, Any]]:
+    return [e for e in client.events() if e.get("kind") == "command_result"
+            and e.get("command_id") == command_id]
+
+
+def raw(type_: str, inference: str, params: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"command_id": f"raw-{uuid.uuid4().hex[:12]}", "type": type_, "inference_id": inference,
+            "params": params, "issued_at": 1_767_225_600_000, "issued_by": "someone", **fields}
+
+
+def test_out_of_range_numbers_on_the_control_topic_are_rejected_and_the_controller_lives_on(
+        pipeline: Pipeline) -> None:
+    client = ControlClient(pipeline.kafka, pipeline.settings)
+    topic = pipeline.settings.topics.telemetry
+    create = {"model_id": "pumps", "topic": topic}
+    bad = {
+        "delay": raw("create", "n1", {**create, "delay_ms": 1e300}),
+        "huge int": raw("create", "n2", {**create, "start_ms": 10**19}),
+        "sensitivity": raw("create", "n3", {**create, "sensitivity": 1e300}),
+        "issued_at": raw("pause", "n4", {}, issued_at=1e300),
+    }
+    reasons = {
+        "delay": "data delay offset (ms, at most 7 days) must be from 0 to 604800000, got 1e+300",
+        "huge int": "start (epoch ms, before 2100-01-01) must be from 0 to 4102444799999",
+        "sensitivity": "sensitivity must be from 1 to 100, got 1e+300",
+        "issued_at": "invalid command: issued_at (epoch ms) must be from 0",
+    }
+    with pipeline.worker() as w:
+        w.wait_ready(60)
+        for record in bad.values():
+            command(pipeline, record)
+        good = command(pipeline, raw("create", "after", create))
+        wait_for(lambda: results(client, good), 60, "the command after the bad ones decided")
+        for name, record in bad.items():
+            (result,) = results(client, record["command_id"])  # exactly one result each
+            assert not result["accepted"] and reasons[name] in result["reason"], (name, result)
+        (accepted,) = results(client, good)
+        assert accepted["accepted"], accepted
+        assert w.proc is not None and w.proc.poll() is None, "the worker is still running"
+        assert cli(pipeline, "pause", "after").returncode == 0
+        updated = raw("update_model", "after", {"model_id": "pumps", "model_version": 1e300})
+        command(pipeline, updated)
+        (result,) = wait_for(lambda: results(client, updated["command_id"]), 30, "its result")
+        assert result["reason"] == ("update_model: model version must be from 1 to 2147483647, "
+                                    "got 1e+300")
+
+
+CLI_CASES: dict[tuple[str, ...], str] = {
+    ("--delay", "inf"): "data delay offset must be a number of seconds from 0 to 604800, got inf",
+    ("--delay", "-inf"): "got -inf",
+    ("--delay", "1e400"): "got inf",
+    ("--delay", "1e300"): "got 1e+300",
+    ("--delay", "nan"): "got nan",
+    ("--delay", "1e12"): "got 1000000000000.0",
+    ("--start", "9999-12-31T00:00:00Z"): "start (epoch ms, before 2100-01-01) must be from 0 to "
+                                         "4102444799999, got 253402214400000",
+    ("--start", "99999999999999999"): "got 99999999999999999",
+    ("--asset", ""): "asset id '' must be 1-256 characters",
+}
+
+
+def test_the_cli_refuses_out_of_bounds_settings_in_one_line_as_rest_and_the_topic_do(
+        pipeline: Pipeline) -> None:
+    topic = pipeline.settings.topics.telemetry
+    client = ControlClient(pipeline.kafka, pipeline.settings)
+
+    def rest(body: dict[str, Any]) -> tuple[int, Any]:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{w.web_port}/assetwatch/inferences/", method="POST",
+            data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return resp.status, orjson.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, orjson.loads(err.read())
+
+    with pipeline.worker() as w:
+        w.wait_ready(60)
+        for args, reason in CLI_CASES.items():
+            done = cli(pipeline, "create", "bounded", "--model", "pumps", "--topic", topic,
+                       "--clock", "event", *args)
+            assert done.returncode == 1, (args, done.stdout, done.stderr)
+            assert done.stderr.startswith("assetwatch: rejected: invalid inference: "), done.stderr
+            assert reason in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
+            assert "Traceback" not in done.stderr
+        # the same core check behind the REST API and the control topic
+        body = {"model_id": "pumps", "topic": topic, "clock": "event", "delay_ms": 10**15}
+        status, result = rest({"name": "bounded", **body})
+        assert status == 409 and "data delay offset (ms, at most 7 days)" in result["reason"]
+        record = raw("create", "bounded", {**body, "assets": [""]})
+        command(pipeline, record)
+        (result,) = wait_for(lambda: results(client, record["command_id"]), 30, "its result")
+        assert "asset id '' must be 1-256 characters" in result["reason"]
+        assert "bounded" not in client.states()
+
+
+def test_a_producer_cannot_system_pause_an_inference(pipeline: Pipeline) -> None:
+    client = ControlClient(pipeline.kafka, pipeline.settings)
+    with pipeline.worker() as w:
+        w.wait_ready(60)
+        assert cli(pipeline, "create", "guarded", "--model", "pumps", "--topic",
+                   pipeline.settings.topics.telemetry).returncode == 0
+        spoof = raw("fail", "guarded", {"error": "spoofed"}, issued_by="worker:evil")
+        command(pipeline, spoof)
+        (result,) = wait_for(lambda: results(client, spoof["command_id"]), 30, "its result")
+        assert not result["accepted"]
+        assert result["reason"] == ("fail is an internal command (a worker's failure report); "
+                                    "it is not accepted from the public control topic")
+        assert state_of(client, "guarded").status == "Active"
+
+
+def test_malformed_bytes_on_the_control_topic_get_one_rejection(pipeline: Pipeline) -> None:
+    client = ControlClient(pipeline.kafka, pipeline.settings)
+    with pipeline.worker() as w:
+        w.wait_ready(60)
+        command(pipeline, b'{"command_id": "nonsense-1", "type": "pause", "inference_id": 7}')
+        (result,) = wait_for(lambda: results(client, "nonsense-1"), 30, "its result")
+        assert not result["accepted"] and "inference_id is required" in result["reason"]
