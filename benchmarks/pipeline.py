@@ -40,7 +40,7 @@ import orjson
 from confluent_kafka import Consumer
 
 from agents.apache_kafka import ApacheKafka, kafka_jars, kafka_version
-from agents.broker import ensure_topics, free_port, resolved_broker
+from agents.broker import TopicSpec, ensure_topics, free_port, resolved_broker
 from agents.connection import KafkaConnection
 from agents.kafka_io import make_producer, produce_readings, topic_reader
 from agents.model_store import ModelStore
@@ -169,6 +169,8 @@ class Bench:
     def run_baseline(self, mode: str, points_per_asset: int, per_message: int) -> Result:
         settings, _ = self.fresh()
         points, messages = self.preload(settings, points_per_asset, per_message)
+        if mode == "naive":  # its output topic: a stock cluster does not create topics on use
+            ensure_topics(self.kafka, [TopicSpec(f"{settings.topics.telemetry}.naive-out", PARTITIONS)])
         port = free_port()
         log = self.workdir / f"{mode}.log"
         with open(log, "ab") as log_file:
@@ -184,7 +186,11 @@ class Bench:
                                     lambda: fetch_status(port), target, points, messages, log)
         finally:
             proc.terminate()
-            proc.wait(20)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:  # a Faust worker slow to leave its group: its run is timed
+                proc.kill()
+                proc.wait(10)
 
     def run_latency(self, rate: float, seconds: float, sensitivity: int) -> dict[str, float]:
         """Feed a fresh worker one reading per message at ``rate``; per published anomaly,
