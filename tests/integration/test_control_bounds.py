@@ -8,6 +8,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -94,21 +95,24 @@ CLI_CASES: dict[tuple[str, ...], str] = {
 
 
 def test_the_cli_refuses_out_of_bounds_settings_in_one_line_as_rest_and_the_topic_do(
-        pipeline: Pipeline) -> None:
+        pipeline: Pipeline, tmp_path: Path) -> None:
     topic = pipeline.settings.topics.telemetry
     client = ControlClient(pipeline.kafka, pipeline.settings)
+    token = "bounds-api-token-0123456789"  # REST commands need the operator's token
+    (tmp_path / "api-token").write_text(token)
 
     def rest(body: dict[str, Any]) -> tuple[int, Any]:
         req = urllib.request.Request(
             f"http://127.0.0.1:{w.web_port}/assetwatch/inferences/", method="POST",
-            data=orjson.dumps(body), headers={"Content-Type": "application/json"})
+            data=orjson.dumps(body),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, orjson.loads(resp.read())
         except urllib.error.HTTPError as err:
             return err.code, orjson.loads(err.read())
 
-    with pipeline.worker() as w:
+    with pipeline.worker(extra_args=["--api-token-file", str(tmp_path / "api-token")]) as w:
         w.wait_ready(60)
         for args, reason in CLI_CASES.items():
             done = cli(pipeline, "create", "bounded", "--model", "pumps", "--topic", topic,

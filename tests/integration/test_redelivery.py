@@ -16,7 +16,6 @@ from tests.integration.harness import (
     Pipeline,
     commit_offsets,
     finalised,
-    received,
     wait_for,
 )
 
@@ -49,7 +48,15 @@ def test_after_kill_9_and_lost_commits_nothing_is_late_and_no_anomaly_is_publish
     with p.worker("second.log") as second:
         second.wait_ready(60)
         p.send(tail)
-        wait_for(received(second, len(readings)), 60, "the head again, and the tail")
+        counts: dict[str, int] = {}
+
+        def everything_received() -> bool:
+            counts.update((second.status() or {}).get("counts", {}))
+            return counts.get("received", 0) >= len(readings)
+        try:
+            wait_for(everything_received, 120, "the head again, and the tail")
+        except AssertionError as exc:  # say how far it got
+            raise AssertionError(f"{exc}; the worker's counts: {counts}") from None
         keys = p.wait_for_anomalies(expected, 60)
         status = wait_for(lambda: (st := second.status()) and
                           st["counts"].get("duplicate", 0) >= len(head) - len(ASSETS) and st,
