@@ -15,6 +15,7 @@ import numpy as np
 
 from streams.detectors.base import DetectorModel, DetectorScore, OnlineDetector
 from streams.detectors.mahalanobis import MahalanobisModel
+from streams.detectors.river_family import RiverModel
 from streams.detectors.zscore import WindowZScoreModel
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "model_from_dict",
 ]
 
-_KINDS: dict[str, Any] = {"zscore": WindowZScoreModel, "mahalanobis": MahalanobisModel}
+_KINDS: dict[str, Any] = {
+    "zscore": WindowZScoreModel, "mahalanobis": MahalanobisModel, "river": RiverModel,
+}
 ALGORITHMS: frozenset[str] = frozenset(_KINDS)
 
 
