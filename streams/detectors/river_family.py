@@ -10,8 +10,9 @@ Options (``ModelParams.detector_options``, ``--detector-options`` on the CLI)::
   ``seed`` gets ``seed=0`` unless one is given (runs are reproducible). HalfSpaceTrees gets
   ``limits`` from the training rows (their range, widened by 10 %; after the scaler when
   there is one) unless given, and a ``window_size`` of at most half the warm-up rows (River's
-  250 when there are enough), so its reference window is complete. A univariate, *supervised* estimator (GaussianScorer) runs once
-  per signal on that signal's value; the point's score is the largest.
+  250 when there are enough), so its reference window is complete. A univariate,
+  *supervised* estimator (GaussianScorer) runs once per signal on that signal's value; the
+  point's score is the largest.
 * ``scaler``: optional ``river.preprocessing`` scaler (StandardScaler, MinMaxScaler,
   MaxAbsScaler) the points go through first; it learns per asset, as the estimator does.
 * ``warmup``: how many of the last training rows every new asset's estimator learns before

@@ -201,7 +201,7 @@ def _import(v: Any, depth: int) -> Any:
         fields = v.get("$v")
         if not isinstance(fields, dict):
             raise ValueError("refused: bad object fields")
-        obj = cls.__new__(cls)
+        obj: Any = object.__new__(cls)  # no __init__, no __setstate__
         for name, x in fields.items():
             if not isinstance(name, str) or not name.isidentifier() or name.startswith("__"):
                 raise ValueError(f"refused: bad field name {name!r}")
