@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,8 +49,15 @@ def fit_detector(
     """
     if kind not in _KINDS:
         raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(_KINDS)}")
-    model: DetectorModel = _KINDS[kind].fit(rows, signals, window_size, **dict(options or {}),
-                                            lengths=lengths)
+    cls = _KINDS[kind]
+    accepted = set(inspect.signature(cls.fit).parameters) - {"cls", "rows", "signals",
+                                                              "window_size", "lengths"}
+    unknown = sorted(set(options or {}) - accepted)
+    if unknown:
+        raise ValueError(f"detector {kind!r} has no option {', '.join(unknown)}; "
+                         f"it takes {', '.join(sorted(accepted)) or 'none'}")
+    model: DetectorModel = cls.fit(rows, signals, window_size, **dict(options or {}),
+                                   lengths=lengths)
     return model
 
 

@@ -306,3 +306,15 @@ def test_detector_options_that_are_not_a_json_object_are_one_error_line(
     result = train(runner, tmp_path / "m", write_pump_csv(tmp_path / "pump.csv"), "--name", "pump",
                    "--algorithm", "river", "--detector-options", "[1, 2]")
     assert "--detector-options must be a JSON object" in one_error_line(result)
+
+
+def test_options_of_another_detector_fail_the_model_with_one_error_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """River's options with auto (which picks mahalanobis here) are a user error, not a crash."""
+    result = train(runner, tmp_path / "m", write_pump_csv(tmp_path / "pump.csv"), "--name", "pump",
+                   "--detector-options", '{"estimator": "LODA"}')
+    line = one_error_line(result)
+    assert "detector 'mahalanobis' has no option estimator" in line
+    record = ModelStore(tmp_path / "m").load_record("pump", 1)
+    assert record is not None and record.status is ModelStatus.FAILED
