@@ -112,6 +112,18 @@ def _ranges(froms: Sequence[str], tos: Sequence[str]) -> tuple[TimeRange, ...]:
     )
 
 
+def _json_object(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise CliUserError(f"--detector-options is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise CliUserError("--detector-options must be a JSON object")
+    return value
+
+
 @click.group("model")
 def model_group() -> None:
     """Train models from files, list and show them, evaluate them on labelled data."""
@@ -157,6 +169,10 @@ class _Progress:
               help="Fill method for missing points.")
 @click.option("--algorithm", type=click.Choice(["auto", *sorted(ALGORITHMS)]), default="auto",
               show_default=True)
+@click.option("--detector-options", default=None, metavar="JSON",
+              help='The detector\'s options as a JSON object, e.g. for --algorithm river '
+                   '\'{"estimator": "HalfSpaceTrees", "params": {"n_trees": 10}, '
+                   '"scaler": "MinMaxScaler"}\' (docs/detectors.md).')
 @click.option("--from", "froms", multiple=True, metavar="TS",
               help="Start of a training range (ISO-8601 or epoch ms; repeat with --to).")
 @click.option("--to", "tos", multiple=True, metavar="TS", help="End (exclusive) of a training range.")
@@ -169,7 +185,8 @@ class _Progress:
 def train_cmd(
     file: Path, name: str, signals: str | None, exclude: str | None, timestamp_column: str | None,
     asset_column: str | None, interval_ms: int | None, window_size: int, fill: str, algorithm: str,
-    froms: tuple[str, ...], tos: tuple[str, ...], target_far: float | None, as_json: bool, broker: str | None,
+    froms: tuple[str, ...], tos: tuple[str, ...], target_far: float | None, as_json: bool,
+    detector_options: str | None, broker: str | None,
     models_dir: Path | None, topic_prefix: str | None,
 ) -> None:
     """Train model NAME from FILE (CSV or JSON) into the model store."""
@@ -179,6 +196,7 @@ def train_cmd(
         name=name, signals=_split(signals), exclude=_split(exclude), interval_ms=interval_ms,
         window_size=window_size, fill=fill, algorithm=algorithm, ranges=_ranges(froms, tos),
         target_far=target_far, timestamp_column=timestamp_column, asset_column=asset_column,
+        detector_options=_json_object(detector_options),
     )
     say = (lambda _line: None) if as_json else click.echo
     with _registry(settings) as registry:

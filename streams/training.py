@@ -123,6 +123,7 @@ class TrainingSpec:
     timestamp_column: str | None = None
     version: int = 1
     asset_column: str | None = None  # None: a column named asset_id, if there is one
+    detector_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. river's estimator
 
     def __post_init__(self) -> None:
         if not _MODEL_ID.match(self.name):
@@ -160,6 +161,7 @@ class TrainingSpec:
             "timestamp_column": self.timestamp_column,
             "version": self.version,
             "asset_column": self.asset_column,
+            "detector_options": dict(self.detector_options),
         }
 
     @classmethod
@@ -183,6 +185,7 @@ class TrainingSpec:
             timestamp_column=d.get("timestamp_column"),
             version=int(d.get("version", 1)),
             asset_column=d.get("asset_column"),
+            detector_options=dict(d.get("detector_options") or {}),
         )
 
 
@@ -751,6 +754,7 @@ def train(table: Table, spec: TrainingSpec) -> TrainingResult:
         version=spec.version,
         target_far=spec.target_far,
         holdout_fraction=HOLDOUT_FRACTION,
+        detector_options=dict(spec.detector_options),
     )
     try:
         model = fit_model(prepared.rows, params, prepared.lengths)

@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from streams.detectors.base import DetectorModel, DetectorScore, OnlineDetector
 from streams.detectors.mahalanobis import MahalanobisModel
+from streams.detectors.river_family import RiverModel
 from streams.detectors.zscore import WindowZScoreModel
 
 __all__ = [
@@ -26,7 +28,9 @@ __all__ = [
     "model_from_dict",
 ]
 
-_KINDS: dict[str, Any] = {"zscore": WindowZScoreModel, "mahalanobis": MahalanobisModel}
+_KINDS: dict[str, Any] = {
+    "zscore": WindowZScoreModel, "mahalanobis": MahalanobisModel, "river": RiverModel,
+}
 ALGORITHMS: frozenset[str] = frozenset(_KINDS)
 
 
@@ -45,8 +49,15 @@ def fit_detector(
     """
     if kind not in _KINDS:
         raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(_KINDS)}")
-    model: DetectorModel = _KINDS[kind].fit(rows, signals, window_size, **dict(options or {}),
-                                            lengths=lengths)
+    cls = _KINDS[kind]
+    accepted = set(inspect.signature(cls.fit).parameters) - {"cls", "rows", "signals",
+                                                              "window_size", "lengths"}
+    unknown = sorted(set(options or {}) - accepted)
+    if unknown:
+        raise ValueError(f"detector {kind!r} has no option {', '.join(unknown)}; "
+                         f"it takes {', '.join(sorted(accepted)) or 'none'}")
+    model: DetectorModel = cls.fit(rows, signals, window_size, **dict(options or {}),
+                                   lengths=lengths)
     return model
 
 

@@ -275,3 +275,46 @@ def test_the_asset_column_can_be_named_and_a_wrong_name_is_one_line(
     line = one_error_line(train(runner, tmp_path / "m", fleet, "--name", "f",
                                 "--asset-column", "unit"))
     assert "no asset column 'unit' (columns: ts, pump, " in line
+
+
+def test_a_river_model_trained_from_csv_loads_scores_and_restores(runner: CliRunner, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    options = '{"estimator": "HalfSpaceTrees", "params": {"n_trees": 5}, "scaler": "MinMaxScaler"}'
+    result = train(runner, models, write_pump_csv(tmp_path / "pump.csv"), "--name", "pump",
+                   "--window", "8", "--algorithm", "river", "--detector-options", options)
+    assert result.exit_code == 0, result.output
+    store = ModelStore(models)
+    record = store.load_record("pump", 1)
+    assert record is not None and record.algorithm == "river"
+    assert record.spec["detector_options"]["estimator"] == "HalfSpaceTrees"
+    model = store.load("pump")
+    assert model.detector.to_dict()["params"]["n_trees"] == 5
+    scorer = AssetScorer(InferenceConfig("inf", "pump", "t"), model)
+    state = scorer.new_state()
+    fleet = generate_fleet(["p1"], points=60, start_ms=T0, interval_ms=1000, seed=9)
+    outcomes = [scorer.process(state, r) for r in fleet.readings[:40]]
+    assert [o.kind for o in outcomes].count("scored") == 40 - 8
+    assert all(o.severity is not None and 0.0 <= o.severity <= 1.0 for o in outcomes if o.kind == "scored")
+    restored = scorer.restore(orjson.loads(orjson.dumps(state.snapshot())))
+    for r in fleet.readings[40:]:
+        assert scorer.process(restored, r).score == scorer.process(state, r).score
+
+
+def test_detector_options_that_are_not_a_json_object_are_one_error_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = train(runner, tmp_path / "m", write_pump_csv(tmp_path / "pump.csv"), "--name", "pump",
+                   "--algorithm", "river", "--detector-options", "[1, 2]")
+    assert "--detector-options must be a JSON object" in one_error_line(result)
+
+
+def test_options_of_another_detector_fail_the_model_with_one_error_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """River's options with auto (which picks mahalanobis here) are a user error, not a crash."""
+    result = train(runner, tmp_path / "m", write_pump_csv(tmp_path / "pump.csv"), "--name", "pump",
+                   "--detector-options", '{"estimator": "LODA"}')
+    line = one_error_line(result)
+    assert "detector 'mahalanobis' has no option estimator" in line
+    record = ModelStore(tmp_path / "m").load_record("pump", 1)
+    assert record is not None and record.status is ModelStatus.FAILED
