@@ -188,6 +188,16 @@ class BatchScorer:
         """Score what is still pending: the input has ended."""
         return self._finalise(self.scorer.due_of_last_pending(self.state))
 
+    def header(self) -> dict[str, Any]:
+        """The result's fields besides its anomalies (``schemas/detect-result.v1.json``)."""
+        return {"model_id": self.model.model_id, "model_version": self.model.version,
+                "sensitivity": self.sensitivity, "threshold": self.threshold,
+                "counts": self.counts.to_plain()}
+
+    def result(self, found: Iterable[Detection]) -> dict[str, Any]:
+        """The whole result of a batch whose detections are ``found``."""
+        return {**self.header(), "anomalies": [d.to_plain() for d in found]}
+
     def _finalise(self, now_ms: int) -> list[Detection]:
         # streams.scoring.AssetScorer.finalise, keeping each point's row for its actual values
         scorer, state, counts = self.scorer, self.state, self.counts

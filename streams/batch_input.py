@@ -338,7 +338,8 @@ def parse_detect_request(doc: Any, validate: Any, limit: int = SYNC_POINT_LIMIT)
         points = len(names) * len(data)
         if points > limit:
             raise RequestError(
-                413, f"{points:,} data points ({len(data):,} timestamps × {len(names)} signals) is "
+                413, f"{points:,} data points ({len(data):,} timestamps × {len(names)} "
+                     f"signal{'' if len(names) == 1 else 's'}) is "
                      f"over the synchronous limit of {limit:,}; submit larger data as an "
                      "asynchronous job (assetwatch job create, POST /v1/jobs)")
     try:
