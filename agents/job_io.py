@@ -222,6 +222,14 @@ class Storage:
 
         return ResultsWriter(target, Path(name), upload)
 
+    def delete(self, location: Location) -> None:
+        """Remove a file or object if it is there."""
+        if location.bucket is None:
+            Path(location.path).unlink(missing_ok=True)
+        else:
+            with contextlib.suppress(Exception):
+                self.s3.delete_object(Bucket=location.bucket, Key=location.path)
+
     def exists(self, location: Location) -> bool:
         if location.bucket is None:
             return Path(location.path).exists()

@@ -23,7 +23,7 @@ import schemas
 
 OPENAPI_PATH = "/v1/openapi.json"
 #: the record schemas the REST surface uses
-EMBEDDED = ("detect-request.v1", "detect-result.v1", "status-event.v1")
+EMBEDDED = ("detect-request.v1", "detect-result.v1", "job-status.v1")
 
 
 def _ref(name: str, definition: str | None = None) -> dict[str, str]:
@@ -60,6 +60,7 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+_JOB = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
          "description": "The inference's name."}
 
@@ -121,6 +122,36 @@ def openapi_document() -> dict[str, Any]:
                           "404": _error("no such model or model version"),
                           "409": _error("the model cannot be used (not Completed, damaged)"),
                           "413": _error("over 30,000 data points or 8 MiB: use a job")}}},
+        "/v1/jobs": {
+            "get": {"summary": "Every detection job's state, oldest first.",
+                    "responses": {"200": _json({"type": "array", "items": _ref("job-status.v1")},
+                                               "job states"),
+                                  "503": _error("the job-status topic did not answer")}},
+            "post": {"summary": "Queue a detection job over a file or object (docs/batch.md).",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["model", "input", "output"],
+                         "additionalProperties": False, "properties": {
+                             "model": {"type": "string"},
+                             "input": {"type": "string", "description": "A path the workers read, "
+                                       "or s3://bucket/key; .json: the signalNames/data form, else CSV"},
+                             "output": {"type": "string", "description": "A directory or s3://bucket/prefix"},
+                             "name": {"type": "string"}, "model_version": {"type": "integer"},
+                             "sensitivity": {"type": "integer"}, "max_fill_points": {"type": "integer"},
+                             "timestamp_column": {"type": "string"}}}}}},
+                     "responses": {"202": _json(_ref("job-status.v1"), "queued: its Accepted state"),
+                                   "400": _error("malformed: the field at fault is named"),
+                                   "503": _error("the jobs topic did not take it")}}},
+        "/v1/jobs/{job_id}": {"get": {
+            "summary": "One job's state: progress, counts, rejected rows, reason, results file.",
+            "parameters": [_JOB],
+            "responses": {"200": _json(_ref("job-status.v1"), "the job's state"),
+                          "404": _error("no such job")}}},
+        "/v1/jobs/{job_id}/cancel": {"post": {
+            "summary": "Ask a job to stop: it ends Canceled, with no results file.",
+            "parameters": [_JOB],
+            "responses": {"202": _json(_ref("job-status.v1"), "requested: the job's state then"),
+                          "404": _error("no such job"),
+                          "409": _error("the job is already final")}}},
         OPENAPI_PATH: {"get": {
             "summary": "This description.",
             "responses": {"200": _json(_ANY_OBJECT, "OpenAPI 3.1")}}},

@@ -24,6 +24,7 @@ from agents.detect import register_detect_api
 from agents.health import register_health_views, worker_readiness
 from agents.history import read_offsets
 from agents.hook_store import HookCache
+from agents.jobs_api import register_job_runner, register_jobs_api
 from agents.kafka_io import make_producer
 from agents.model_store import ModelStore, ModelStoreError
 from agents.openapi import register_openapi
@@ -119,6 +120,8 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
     register_control_api(app, settings, kafka, view)
     register_detect_api(app, store)  # batch detection (issue 15)
     register_openapi(app)
+    runner = register_job_runner(app, settings, kafka, store, f"{socket.gethostname()}:{settings.web_port}")
+    register_jobs_api(app, settings, kafka, runner)
     stats.listeners.append(sync.observe)
     stats.ready_checks.append(lambda: sync.ready)
     stats.scoring_checks.append(lambda: sync.applied)
