@@ -186,3 +186,14 @@ def test_a_bad_timestamp_or_a_missing_signal_is_400_naming_it() -> None:
         req.readings(("s0",))
     with pytest.raises(RequestError, match=r"^signalNames: .*lacks the model's signal\(s\) vib"):
         req.readings(("s0", "vib"))
+
+
+def test_the_fast_csv_path_reads_what_the_careful_one_reads() -> None:
+    from streams.batch_input import _csv_chunk, _csv_rows
+
+    lines = [f"{T0 + 1000 * i},{i * 0.5},nan,{-i},x{i}\n" for i in range(50)] + ["1.7e12,1,2,inf,y\n"]
+    wanted = [("a", 1), ("b", 2), ("c", 3)]
+    fast = _csv_chunk(lines, 1, ",", 5, 0, wanted, "s")
+    careful = _csv_rows(lines, 1, ",", 5, 0, wanted, "s")
+    assert fast == careful
+    assert fast.readings[-1] == Reading("s", 1_700_000_000_000, {"a": 1.0, "b": 2.0})
