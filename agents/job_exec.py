@@ -8,7 +8,9 @@ chunk, the window and the writer's buffer, whatever the size of the input.
 
 Formats, by the input's extension: ``.json`` is the ``signalNames``/``data`` form, read with
 ijson in two passes (``signalNames`` first, wherever it is in the document; then the
-``data`` items one at a time); anything else is CSV.
+``data`` items one at a time); ``.parquet``/``.pq`` is Parquet, read a record batch at a time
+with pyarrow (the ``parquet`` extra; an S3 object is first copied to a temporary file, since
+Parquet needs random access); anything else is CSV.
 
 ``checkpoint`` is called between chunks: it raises :class:`JobStoppedError` to stop the job (a
 cancel, the worker stopping, the job's partition moving to another worker); the partial
@@ -28,7 +30,15 @@ import orjson
 from agents.job_io import InputSource, Storage, StorageError, parse_location
 from agents.model_store import ModelStore, ModelStoreError
 from streams.batch import DEFAULT_MAX_FILL_POINTS, BatchScorer, Detection
-from streams.batch_input import DEFAULT_CHUNK_ROWS, Chunk, InputError, RejectedRows, csv_chunks, json_chunks
+from streams.batch_input import (
+    DEFAULT_CHUNK_ROWS,
+    Chunk,
+    InputError,
+    RejectedRows,
+    csv_chunks,
+    json_chunks,
+    parquet_chunks,
+)
 from streams.jobs import JobSpec, outcome
 
 __all__ = ["Execution", "JobStoppedError", "execute"]
@@ -68,6 +78,12 @@ def _chunks(source: InputSource, spec: JobSpec, signals: tuple[str, ...],
         with source.open() as fh:
             yield from json_chunks(names, ijson.items(fh, "data.item", use_float=True), signals,
                                    series, chunk_rows)
+        return
+    if source.location.path.lower().endswith((".parquet", ".pq")):
+        with source.seekable() as fh:
+            for chunk in parquet_chunks(fh, signals, series, chunk_rows, spec.timestamp_column):
+                source.read_bytes[0] = fh.tell()
+                yield chunk
         return
     with source.open() as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")

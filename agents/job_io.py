@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -106,6 +107,21 @@ class InputSource:
     @property
     def done(self) -> int:
         return self.read_bytes[0]
+
+    @contextlib.contextmanager
+    def seekable(self) -> Iterator[IO[bytes]]:
+        """The input as a seekable file: a local file as it is; an object copied to a temporary
+        file first (disk, not memory). The reader sets :attr:`done` from its position."""
+        if self.location.bucket is None:
+            with Path(self.location.path).open("rb") as fh:
+                yield fh
+            return
+        with tempfile.TemporaryFile() as tmp:
+            with self.open() as fh:
+                shutil.copyfileobj(fh, tmp, 1 << 20)
+            tmp.seek(0)
+            self.read_bytes[0] = 0
+            yield tmp
 
 
 class ResultsWriter:

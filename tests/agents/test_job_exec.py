@@ -58,6 +58,17 @@ def write_json(path: Path, readings: list[Reading]) -> Path:
     return path
 
 
+def write_parquet(path: Path, readings: list[Reading], null_ts_at: int | None = None) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stamps = [None if i == null_ts_at else r.ts_ms for i, r in enumerate(readings)]
+    table = pa.table({"when": pa.array(stamps, pa.timestamp("ms", tz="UTC")),
+                      **{s: [r.signals[s] for r in readings] for s in SIGNALS}})
+    pq.write_table(table, path, row_group_size=256)
+    return path
+
+
 def streamed(model: Model, readings: list[Reading]) -> list[tuple[int, float, float]]:
     cfg = InferenceConfig("inf", "pumps", "tele", clock="event", idle_timeout_ms=1_000)
     engine = Engine([AssetScorer(cfg, model)], load=lambda k: None, partitions=1)
@@ -76,11 +87,12 @@ def results(path: Path) -> dict[str, object]:
     return doc
 
 
-@pytest.mark.parametrize("form", ["csv", "json"])
+@pytest.mark.parametrize("form", ["csv", "json", "parquet"])
 def test_a_job_writes_what_the_stream_finds(store: ModelStore, model: Model, tmp_path: Path,
                                             form: str) -> None:
     readings = pump(1_000)
-    source = (write_csv if form == "csv" else write_json)(tmp_path / f"line-3.{form}", readings)
+    write = {"csv": write_csv, "json": write_json, "parquet": write_parquet}[form]
+    source = write(tmp_path / f"line-3.{form}", readings)
     seen: list[float] = []
     done = execute(JobSpec("j1", "pumps", str(source), str(tmp_path / "out")), store, Storage(),
                    on_progress=lambda pct, counts: seen.append(pct), chunk_rows=128)
@@ -92,7 +104,7 @@ def test_a_job_writes_what_the_stream_finds(store: ModelStore, model: Model, tmp
     assert [(a["timestamp"], a["score"], a["severity"]) for a in doc["anomalies"]] == expected  # type: ignore[index,union-attr]
     assert doc["job_id"] == "j1" and doc["counts"]["rows"] == 1_000  # type: ignore[index]
     assert seen == sorted(seen) and len(seen) == 8 and seen[-1] <= 100
-    if form == "csv":  # (ijson reads a small file in one gulp)
+    if form == "csv":  # (ijson and pyarrow read a small file in few gulps)
         assert 0 < seen[0] < seen[-1]
     assert sorted(p.name for p in (tmp_path / "out" / "pumps").iterdir()) == ["line-3-results.json"]
 
@@ -110,6 +122,14 @@ def test_bad_rows_give_partial_success_with_counts(store: ModelStore, tmp_path: 
         {"row": 31, "reason": "7 fields, the header has 5"}]}
     assert done.result is not None
     assert results(Path(done.result))["rejected"] == done.rejected
+
+
+def test_a_parquet_row_without_a_timestamp_is_rejected(store: ModelStore, tmp_path: Path) -> None:
+    source = write_parquet(tmp_path / "in.parquet", pump(200), null_ts_at=7)
+    done = execute(JobSpec("j", "pumps", str(source), str(tmp_path / "out")), store, Storage())
+    assert done.state == "PartiallySucceeded"
+    assert done.rejected == {"by_reason": {"timestamp": 1},
+                             "examples": [{"row": 8, "reason": "no timestamp"}]}
 
 
 @pytest.mark.parametrize(("spec", "reason"), [

@@ -261,10 +261,18 @@ def test_jobs_read_and_write_object_storage(pipeline: Pipeline, s3: Any, tmp_pat
     table = {"signalNames": list(SIGNALS),
              "data": [{"timestamp": r.ts_ms, "values": [r.signals[s] for s in SIGNALS]} for r in readings]}
     s3.put_object(Bucket="plant-data", Key="2026/line-4.json", Body=orjson.dumps(table))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"timestamp": pa.array([r.ts_ms for r in readings], pa.timestamp("ms")),
+                             **{s: [r.signals[s] for r in readings] for s in SIGNALS}}),
+                   tmp_path / "c.parquet", row_group_size=300)
+    s3.upload_file(str(tmp_path / "c.parquet"), "plant-data", "2026/line-5.parquet")
     expected = streamed(pipeline.model, readings)
     with pipeline.worker() as w:
         w.wait_ready(60)
-        for key, name in (("2026/line-3.csv", "line-3"), ("2026/line-4.json", "line-4")):
+        for key, name in (("2026/line-3.csv", "line-3"), ("2026/line-4.json", "line-4"),
+                          ("2026/line-5.parquet", "line-5")):
             done = job(pipeline, "create", "--model", "pumps", "--input", f"s3://plant-data/{key}",
                        "--output", "s3://plant-results/detect", "--wait", "--json")
             assert done.returncode == 0, done.stderr
@@ -285,4 +293,4 @@ def test_jobs_read_and_write_object_storage(pipeline: Pipeline, s3: Any, tmp_pat
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="plant-results")["Contents"]]
     # standard input was staged beside the results for the worker, and removed once done
     assert sorted(keys) == ["detect/pumps/line-3-results.json", "detect/pumps/line-4-results.json",
-                            "detect/pumps/piped-results.json"]
+                            "detect/pumps/line-5-results.json", "detect/pumps/piped-results.json"]
