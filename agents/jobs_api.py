@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any, cast
 
 import faust
 from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agents.broker import ensure_topics
 from agents.connection import KafkaConnection
@@ -62,11 +65,40 @@ def spec_from_request(doc: Any, job_id: str, at_ms: int, by: str) -> JobSpec:
                    timestamp_column=doc.get("timestamp_column"), submitted_at_ms=at_ms, submitted_by=by)
 
 
+class JobCollector:
+    """Prometheus metrics of a job runner, read when scraped (docs/metrics.md):
+
+    * ``assetwatch_jobs_total{outcome}``: jobs this worker ended (``succeeded``,
+      ``partially_succeeded``, ``failed``, ``canceled``) or gave up to another (``abandoned``);
+    * ``assetwatch_job_progress_percent{job_id}``: the running job's progress (absent when idle).
+    """
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+
+    def collect(self) -> Iterator[Metric]:
+        total = CounterMetricFamily("assetwatch_jobs", "Detection jobs this worker ended, by outcome",
+                                    labels=["outcome"])
+        for outcome, n in sorted(self.runner.counts.items()):
+            total.add_metric([outcome], n)
+        yield total
+        progress = GaugeMetricFamily("assetwatch_job_progress_percent",
+                                     "Progress of the detection job running on this worker",
+                                     labels=["job_id"])
+        current = self.runner.current
+        if current is not None:
+            progress.add_metric([current.job_id], current.progress_pct)
+        yield progress
+
+
 def register_job_runner(app: faust.App, settings: Settings, kafka: KafkaConnection, store: ModelStore,
-                        worker_id: str) -> JobRunner:
-    """The job runner of this worker, started with the app and stopped before it shuts down."""
+                        worker_id: str, registry: CollectorRegistry | None = None) -> JobRunner:
+    """The job runner of this worker, started with the app and stopped before it shuts down;
+    its metrics on ``registry``."""
     ensure_topics(kafka, job_topic_specs(settings))
     runner = JobRunner(settings, kafka, store, worker_id)
+    if registry is not None:
+        registry.register(JobCollector(runner))
 
     @app.task
     async def start_job_runner() -> None:

@@ -120,7 +120,8 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
     register_control_api(app, settings, kafka, view)
     register_detect_api(app, store)  # batch detection (issue 15)
     register_openapi(app)
-    runner = register_job_runner(app, settings, kafka, store, f"{socket.gethostname()}:{settings.web_port}")
+    runner = register_job_runner(app, settings, kafka, store, f"{socket.gethostname()}:{settings.web_port}",
+                                 stats.registry)
     register_jobs_api(app, settings, kafka, runner)
     stats.listeners.append(sync.observe)
     stats.ready_checks.append(lambda: sync.ready)

@@ -167,3 +167,19 @@ def test_a_stopped_job_leaves_no_results_file(store: ModelStore, tmp_path: Path)
         execute(JobSpec("j3", "pumps", str(source), str(tmp_path / "out")), store, Storage(),
                 checkpoint=stop_at_third, chunk_rows=100)
     assert list((tmp_path / "out" / "pumps").iterdir()) == []
+
+
+def test_a_job_and_a_synchronous_request_give_the_same_entries(store: ModelStore, tmp_path: Path) -> None:
+    from agents.detect import detect
+
+    readings = pump(1_000)
+    body = orjson.dumps({"model": "pumps", "signalNames": list(SIGNALS),
+                         "data": [{"timestamp": r.ts_ms, "values": [r.signals[s] for s in SIGNALS]}
+                                  for r in readings]})
+    status, answer = detect(store, body)
+    done = execute(JobSpec("j4", "pumps", str(write_csv(tmp_path / "in.csv", readings)),
+                           str(tmp_path / "out")), store, Storage(), chunk_rows=97)
+    assert status == 200 and done.result is not None
+    job = results(Path(done.result))
+    assert job["anomalies"] == answer["anomalies"] and len(answer["anomalies"]) >= 10
+    assert job["counts"] == answer["counts"]
