@@ -16,8 +16,10 @@ import click
 
 from agents.broker import BrokerError, resolved_broker
 from agents.connection import ENV_CONFIG_FILE, env_of, parse_property, read_properties_file
+from agents.detect_cli import detect_cmd
 from agents.hook_cli import hook
 from agents.inference_cli import inference_group
+from agents.job_cli import job_group
 from agents.model_cli import model_group
 from agents.model_store import ModelStoreError
 from agents.settings import Settings
@@ -144,6 +146,8 @@ cli.add_command(model_group)
 cli.add_command(inference_group)
 cli.add_command(hook)
 cli.add_command(tail)
+cli.add_command(detect_cmd)  # batch detection (issue 15)
+cli.add_command(job_group)
 
 
 def main() -> None:

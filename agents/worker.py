@@ -20,11 +20,14 @@ from agents.control_agent import InferenceSync, StoreCatalog, decode_state, regi
 from agents.control_api import register_control_api
 from agents.correlation_agent import register_correlation_agent
 from agents.delivery_agent import register_delivery_agent
+from agents.detect import register_detect_api
 from agents.health import register_health_views, worker_readiness
 from agents.history import read_offsets
 from agents.hook_store import HookCache
+from agents.jobs_api import register_job_runner, register_jobs_api
 from agents.kafka_io import make_producer
 from agents.model_store import ModelStore, ModelStoreError
+from agents.openapi import register_openapi
 from agents.scoring_agent import PipelineStats, register_scoring_agent, wall_ms
 from agents.settings import Settings
 from agents.topic_view import TopicView
@@ -120,6 +123,11 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
         metrics=handles.metrics,
     )
     register_control_api(app, settings, kafka, view)
+    register_detect_api(app, store)  # batch detection (issue 15)
+    register_openapi(app)
+    runner = register_job_runner(app, settings, kafka, store, f"{socket.gethostname()}:{settings.web_port}",
+                                 stats.registry)
+    register_jobs_api(app, settings, kafka, runner)
     stats.listeners.append(sync.observe)
     stats.ready_checks.append(lambda: sync.ready)
     stats.scoring_checks.append(lambda: sync.applied)

@@ -20,7 +20,10 @@ from streams.decode import decode_telemetry
 from streams.records import Anomaly, Reading, Rejection
 
 NAMES = ["alert.v1", "anomaly.v1", "control-command.v1", "dead-letter.v1",
-         "hook-dead-letter.v1", "late-point.v1", "notification.v1",  # hooks (issue #5)
+         "detect-request.v1", "detect-result.v1",  # batch detection (issue 15)
+         "hook-dead-letter.v1",  # hooks (issue #5)
+         "job-cancel.v1", "job-request.v1", "job-status.v1",  # detection jobs (issue 15)
+         "late-point.v1", "notification.v1",  # hooks (issue #5)
          "status-event.v1", "telemetry.v1"]
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -242,5 +242,9 @@ class Mahalanobis:
             self.mean[j] += a * delta
             self.var[j] = (1.0 - a) * (self.var[j] + a * delta * delta)
 
+    def expected(self) -> tuple[float, ...]:
+        """Each signal's expected value: the reference mean, adapted from the points learnt."""
+        return tuple(self.mean)
+
     def snapshot(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "var": list(self.var)}

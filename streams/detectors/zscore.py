@@ -143,5 +143,9 @@ class WindowZScore:
             self.mean[j] += a * d
             self.var[j] = (1 - a) * (self.var[j] + a * d * d)
 
+    def expected(self) -> tuple[float, ...]:
+        """Each signal's expected value: the reference mean, adapted from the points learnt."""
+        return tuple(self.mean)
+
     def snapshot(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "var": list(self.var)}
