@@ -81,9 +81,22 @@ def csv_request(text: str, timestamp_column: str | None) -> dict[str, Any]:
     return {"signalNames": [header[i] for i in cols], "data": data}
 
 
+def _api_token() -> str | None:
+    """The operator's REST token, from the worker's own settings (ASSETWATCH_API_TOKEN or
+    ASSETWATCH_API_TOKEN_FILE): a worker refuses a POST without it (docs/control.md)."""
+    try:
+        return Settings.from_env(os.environ).api_token
+    except ValueError as exc:
+        raise CliUserError(str(exc)) from None
+
+
 def _post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    token = _api_token()
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url.rstrip("/") + "/v1/detect", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:
             return resp.status, orjson.loads(resp.read())

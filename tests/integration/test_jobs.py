@@ -31,6 +31,15 @@ from tests.integration.harness import START_MS, Pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 
+#: the operator's token, which REST requests that are not reads need (docs/control.md)
+API_TOKEN = "batch-api-token-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _api_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers and CLI commands started by these tests know the token."""
+    monkeypatch.setenv("ASSETWATCH_API_TOKEN", API_TOKEN)
+
 
 @pytest.fixture
 def pipeline(kafka: Any, unique: str, tmp_path: Path) -> Pipeline:
@@ -202,7 +211,8 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next(pipeline: Pipeline, clien
 def rest(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
                                  data=None if body is None else orjson.dumps(body),
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {API_TOKEN}"})
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, orjson.loads(resp.read())
