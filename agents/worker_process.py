@@ -62,6 +62,8 @@ class WorkerProcess:
         self._log: Any = None
 
     def start(self) -> WorkerProcess:
+        if self.proc is not None and self.proc.poll() is None:  # a second start leaked the first
+            raise RuntimeError("this worker process is already running")
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,

@@ -144,7 +144,7 @@ def test_without_a_configured_token_the_rest_control_api_is_off(pipeline: Pipeli
 
 def test_reads_can_be_closed_too_but_the_probes_stay_open(pipeline: Pipeline,  # noqa: F811
                                                           tmp_path: Path) -> None:
-    with token_worker(pipeline, tmp_path, "--api-reads", "token").start() as w:
+    with token_worker(pipeline, tmp_path, "--api-reads", "token") as w:
         wait_live(w)
         for path in ("/metrics", "/assetwatch/status/", "/assetwatch/inferences/",
                      "/assetwatch/hooks/"):
