@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +40,23 @@ START_MS = 1_767_225_600_000
 def small_model(window: int = 8) -> Model:
     return fit_model(training_rows(4, 1500, seed=11),
                      ModelParams(model_id="pumps", signals=SIGNALS, window_size=window))
+
+
+def rest_call(port: int, method: str, path: str, body: Any = None,
+              token: str | None = None) -> tuple[int, Any]:
+    """(status, parsed JSON body) of one request to a worker's REST API; ``body`` is sent as
+    is when bytes, as JSON otherwise; ``token`` goes in ``Authorization: Bearer``."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=data,
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, orjson.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, orjson.loads(err.read())
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:

@@ -5,8 +5,6 @@ producer cannot issue the workers' internal commands.
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import pytest
 
 from agents.control_client import ControlClient
 from agents.kafka_io import make_producer
-from tests.integration.harness import Pipeline, wait_for
+from tests.integration.harness import Pipeline, rest_call, wait_for
 from tests.integration.test_control_plane import cli, pipeline, state_of
 
 pytestmark = pytest.mark.integration
@@ -102,15 +100,7 @@ def test_the_cli_refuses_out_of_bounds_settings_in_one_line_as_rest_and_the_topi
     (tmp_path / "api-token").write_text(token)
 
     def rest(body: dict[str, Any]) -> tuple[int, Any]:
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{w.web_port}/assetwatch/inferences/", method="POST",
-            data=orjson.dumps(body),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, orjson.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, orjson.loads(err.read())
+        return rest_call(w.web_port, "POST", "/assetwatch/inferences/", body, token)
 
     with pipeline.worker(extra_args=["--api-token-file", str(tmp_path / "api-token")]) as w:
         w.wait_ready(60)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from agents.model_store import ModelStore
 from streams.model import ModelParams, fit_model
 from streams.records import Reading
 from streams.simulate import SIGNALS, generate_fleet, training_rows
-from tests.integration.harness import Pipeline, wait_for
+from tests.integration.harness import Pipeline, rest_call, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -216,15 +214,7 @@ def test_the_rest_api_schedules_shows_and_controls(pipeline: Pipeline, tmp_path:
     (tmp_path / "api-token").write_text(token)
 
     def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{w.web_port}{path}", method=method,
-            data=None if body is None else orjson.dumps(body),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                return resp.status, orjson.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, orjson.loads(err.read())
+        return rest_call(w.web_port, method, path, body, token)
 
     with pipeline.worker(extra_args=["--api-token-file", str(tmp_path / "api-token")]) as w:
         w.wait_ready(60)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from streams.model import Model
 from streams.records import Reading
 from streams.scoring import AssetScorer
 from streams.simulate import SIGNALS, Fault, generate_fleet
-from tests.integration.harness import START_MS, Pipeline
+from tests.integration.harness import START_MS, Pipeline, rest_call
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +37,7 @@ def _api_token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def call(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=body,
-                                 headers={"Content-Type": "application/json",
-                                          "Authorization": f"Bearer {API_TOKEN}"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, orjson.loads(err.read())
+    return rest_call(port, method, path, body, API_TOKEN)
 
 
 def described(doc: dict[str, Any], path: str, method: str, status: int) -> jsonschema.Validator:

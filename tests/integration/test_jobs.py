@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from streams.model import Model
 from streams.records import Reading
 from streams.scoring import AssetScorer
 from streams.simulate import SIGNALS, Fault, generate_fleet
-from tests.integration.harness import START_MS, Pipeline, wait_for
+from tests.integration.harness import START_MS, Pipeline, rest_call, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -209,15 +207,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_the_next(pipeline: Pipeline, clien
 
 
 def rest(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                 data=None if body is None else orjson.dumps(body),
-                                 headers={"Content-Type": "application/json",
-                                          "Authorization": f"Bearer {API_TOKEN}"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, orjson.loads(err.read())
+    return rest_call(port, method, path, body, API_TOKEN)
 
 
 def test_jobs_over_rest(pipeline: Pipeline, client: JobClient, tmp_path: Path) -> None:
