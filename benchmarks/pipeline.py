@@ -38,6 +38,13 @@ import click
 import numpy as np
 import orjson
 from confluent_kafka import Consumer
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from agents.apache_kafka import ApacheKafka, kafka_jars, kafka_version
 from agents.broker import TopicSpec, ensure_topics, free_port, resolved_broker
@@ -99,8 +106,9 @@ class Bench:
         ensure_topics(self.kafka, topic_specs(settings))
         return settings, inf
 
-    def preload(self, settings: Settings, points_per_asset: int, per_message: int) -> tuple[int, int]:
-        fleet = generate_fleet(self.assets, points_per_asset, START_MS, 1000, seed=1)
+    def preload(self, settings: Settings, points_per_asset: int, per_message: int,
+                assets: list[str] | None = None) -> tuple[int, int]:
+        fleet = generate_fleet(assets or self.assets, points_per_asset, START_MS, 1000, seed=1)
         producer = make_producer(self.kafka, **{"linger.ms": 20})
         messages = produce_readings(producer, settings.topics.telemetry, fleet.readings, per_message)
         producer.flush(60)
@@ -139,7 +147,8 @@ class Bench:
         seconds = max(t_last - t_first, POLL_S)
         return Result(name, points, messages, seconds, peak_rss_mb(proc.pid))
 
-    def run_assetwatch(self, points_per_asset: int, per_message: int, path: str = "live") -> Result:
+    def run_assetwatch(self, points_per_asset: int, per_message: int, path: str = "live",
+                       assets: list[str] | None = None, label: str = "") -> Result:
         """``live``: the worker is running, its inference active, when the readings are sent
         (as fast as the producer goes), so the live stream takes them all. ``prefill``: the
         readings are on the topic before the worker starts, so its inference's first epoch
@@ -149,18 +158,20 @@ class Bench:
         log = self.workdir / f"worker-{path}.log"
         w = WorkerProcess(self.kafka, inf, self.workdir / "models", settings.app_id,
                           settings.topics.prefix, PARTITIONS, log_path=log)
-        name = f"assetwatch{' pre-fill' if path == 'prefill' else ''}, {per_message} reading(s)/message"
+        kind = " pre-fill" if path == "prefill" else ""
+        name = label or f"assetwatch{kind}, {per_message} reading(s)/message"
+        fleet_assets = assets or self.assets
         if path == "prefill":
-            points, messages = self.preload(settings, points_per_asset, per_message)
+            points, messages = self.preload(settings, points_per_asset, per_message, fleet_assets)
         with w:
             assert w.proc is not None
             if path == "live":
                 w.wait_ready(120)
                 feeder = threading.Thread(target=self.preload, daemon=True,
-                                          args=(settings, points_per_asset, per_message))
+                                          args=(settings, points_per_asset, per_message, fleet_assets))
                 feeder.start()
-                points = len(self.assets) * points_per_asset
-                messages = len(self.assets) * -(-points_per_asset // per_message)
+                points = len(fleet_assets) * points_per_asset
+                messages = len(fleet_assets) * -(-points_per_asset // per_message)
             result = self.time_worker(name, w.proc, w.status, points, points, messages, log, FINALISED)
             if path == "live":
                 feeder.join(60)
@@ -189,6 +200,42 @@ class Bench:
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:  # a Faust worker slow to leave its group: its run is timed
+                proc.kill()
+                proc.wait(10)
+
+    def run_quix(self, python: Path, points_per_asset: int, per_message: int) -> Result:
+        """The quix-streams + River peer (benchmarks/quix_peer.py) in its own interpreter."""
+        settings, _ = self.fresh()
+        # quix-streams derives its changelog topics from the source topic's retention, which
+        # the embedded broker reports only where it was set explicitly
+        set_topic_config(self.kafka, settings.topics.telemetry,
+                         {"retention.ms": "-1", "retention.bytes": "-1"})
+        points, messages = self.preload(settings, points_per_asset, per_message)
+        out_topic = f"{settings.topics.telemetry}.quix-out"
+        ensure_topics(self.kafka, [TopicSpec(out_topic, PARTITIONS)])
+        status_file = self.workdir / f"{settings.app_id}-quix.json"
+        log = self.workdir / "quix.log"
+        with open(log, "ab") as log_file:
+            proc = subprocess.Popen(
+                [str(python), str(REPO / "benchmarks" / "quix_peer.py"), self.kafka.bootstrap,
+                 settings.topics.telemetry, out_topic, settings.app_id,
+                 str(self.workdir / f"{settings.app_id}-state"), str(status_file)],
+                stdout=log_file, stderr=log_file, cwd=self.workdir)
+
+        def status() -> Any:
+            try:
+                return orjson.loads(status_file.read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                return None
+
+        try:
+            return self.time_worker(f"quix-streams + River HST, {per_message} reading(s)/message",
+                                    proc, status, points, points, messages, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
 
@@ -251,6 +298,16 @@ class Bench:
                 "max": float(lat.max()), **due}
 
 
+def set_topic_config(kafka: KafkaConnection, topic: str, config: dict[str, str]) -> None:
+    """Set a topic's configuration entries (incremental: the embedded broker has no legacy
+    AlterConfigs)."""
+    admin = AdminClient(kafka.client_config())
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in config.items()])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(15)
+
+
 def due_to_published(port: int) -> dict[str, float]:
     """p50/p99 of the worker's ``assetwatch_due_to_published_seconds`` histogram, in ms, as
     the upper bounds of the buckets they fall in (Prometheus' resolution)."""
@@ -289,6 +346,12 @@ def main() -> None:
     ap.add_argument("--apache-kafka", action="store_true",
                     help="run on Apache Kafka started from Maven Central's jars (needs Java, Maven)")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each throughput row this many times and report the median")
+    ap.add_argument("--memory-assets", type=int, default=10_000,
+                    help="assets of the memory run (0: skip it)")
+    ap.add_argument("--no-quix", action="store_true",
+                    help="skip the quix-streams peer (it needs its own venv, .venv-peers)")
     args = ap.parse_args()
     with contextlib.ExitStack() as stack:
         if args.apache_kafka:
@@ -319,23 +382,61 @@ def main() -> None:
 
 
 def run_all(args: argparse.Namespace) -> tuple[list[Result], list[dict[str, float]]]:
-    """Every throughput run, then the latency run at half the sustained single-reading rate."""
+    """Every throughput run (the median of ``--repeat`` runs each), the 10,000-asset memory
+    run, then the latency runs at half the sustained single-reading rate."""
     single_pts, batch_pts, naive_pts = (30, 300, 10) if not args.quick else (5, 50, 3)
     settings = Settings.from_env(os.environ, broker=args.broker)
+    peers = None if args.no_quix else peer_python()
     with tempfile.TemporaryDirectory() as tmp, resolved_broker(settings) as kafka:
         b = Bench(kafka, args.assets, Path(tmp))
-        results = [
-            b.run_baseline("empty", single_pts, 1),
-            b.run_assetwatch(single_pts, 1),
-            b.run_assetwatch(batch_pts, 100),
-            b.run_assetwatch(batch_pts, 100, path="prefill"),
-            b.run_baseline("naive", naive_pts, 1),
-            b.run_baseline("naive", naive_pts * 10, 100),
+        runs: list[Callable[[], Result]] = [
+            lambda: b.run_baseline("empty", single_pts, 1),
+            lambda: b.run_assetwatch(single_pts, 1),
+            lambda: b.run_assetwatch(batch_pts, 100),
+            lambda: b.run_assetwatch(batch_pts, 100, path="prefill"),
+            lambda: b.run_baseline("naive", naive_pts, 1),
+            lambda: b.run_baseline("naive", naive_pts * 10, 100),
         ]
+        if peers is not None:
+            runs += [lambda: b.run_quix(peers, naive_pts, 1),
+                     lambda: b.run_quix(peers, naive_pts * 10, 100)]
+        results = [median_of(run, args.repeat) for run in runs]
+        if args.memory_assets:
+            many = [f"mem-{i:05d}" for i in range(args.memory_assets)]
+            results.append(b.run_assetwatch(
+                20 if not args.quick else 17, 20, assets=many,
+                label=f"assetwatch, {len(many):,} assets (memory), 20 readings/message"))
         sustained = results[1].rate
         latency = [b.run_latency(rate=max(sustained / 2, 50), seconds=10 if not args.quick else 3,
                                  sensitivity=sensitivity) for sensitivity in (70, 100)]
     return results, latency
+
+
+def median_of(run: Callable[[], Result], repeat: int) -> Result:
+    """The run of median rate among ``repeat`` runs."""
+    results = sorted((run() for _ in range(max(repeat, 1))), key=lambda r: r.rate)
+    return results[len(results) // 2]
+
+
+PEERS_VENV = REPO / ".venv-peers"
+#: the peer's own environment: quix-streams pins confluent-kafka < 2.13, assetwatch needs ≥ 2.16
+PEER_PACKAGES = ("quixstreams==3.28.1", "river==0.26.1")
+
+
+def peer_python() -> Path | None:
+    """The interpreter of the quix-streams peer, its virtual environment made on first use
+    (None, with a line saying why, where it cannot be installed)."""
+    python = PEERS_VENV / "bin" / "python"
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES],
+                       check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"quix-streams peer skipped: cannot install {' '.join(PEER_PACKAGES)} "
+              f"into {PEERS_VENV} ({exc})", file=sys.stderr)
+        return None
+    return python
 
 
 if __name__ == "__main__":
