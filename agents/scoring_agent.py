@@ -2,11 +2,12 @@
 state snapshots.
 
 The agent body is synchronous between taking a batch and returning to Faust (every send is
-``send_soon``), so a stop cannot cut a batch in half; the agent then waits until the broker
-has acknowledged every record of it (:mod:`agents.send_buffer`), and Faust acks the batch's
-offsets only after that. So state and outputs are always written before the input offsets
-that produced them are committed (at-least-once); re-delivered points are recognised by
-timestamp and not scored twice.
+``send_soon``), so a stop cannot cut a batch in half. The batch's events are held
+(:mod:`agents.ack_pipeline`) until the broker has acknowledged every record it sent
+(:mod:`agents.send_buffer`), while the next batch is already scored; only then are they acked
+and can Faust commit their offsets. So state and outputs are always written before the input
+offsets that produced them are committed (at-least-once); re-delivered points are recognised
+by timestamp and not scored twice.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, cast
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from agents.ack_pipeline import AckPipeline
 from agents.holes import HoleGuard, ReadOffsets, message_of
 from agents.log_ends import report_log_ends, report_starts
 from agents.metrics import WorkerMetrics
@@ -125,19 +128,25 @@ def register_scoring_agent(
 
     @app.agent(source, name="score")
     async def score(stream: faust.StreamT) -> None:
-        batches = cast(faust.Stream, stream).take_events(
-            settings.batch_max_events, settings.batch_within_s
-        )
-        async for events in batches:
-            # score nothing until the worker knows its inferences (the status topic read and
-            # applied): a point taken before that would be dropped for want of a scorer
-            while not all(check() for check in stats.scoring_checks):
-                await asyncio.sleep(0.05)
-            messages = await holes.fill([message_of(e.message) for e in events])
-            handle(messages)
-            # before take_events acks the batch: a commit must not overtake its records
-            await sends.confirmed()
-            holes.checkpoint(messages, sends)  # only now does the state surely hold them
+        taken = cast(faust.Stream, stream)
+        # a commit must not overtake a batch's records: its events are acked once the broker
+        # has them, while the next batch is scored
+        acks = AckPipeline(taken.ack, on_failure=lambda exc: asyncio.ensure_future(app.crash(exc)),
+                           depth=settings.ack_pipeline_depth)
+        try:
+            async for events in taken.take_events(settings.batch_max_events,
+                                                  settings.batch_within_s):
+                # score nothing until the worker knows its inferences (the status topic read
+                # and applied): a point taken before that would be dropped for want of a scorer
+                while not all(check() for check in stats.scoring_checks):
+                    await asyncio.sleep(0.05)
+                messages = await holes.fill([message_of(e.message) for e in events])
+                handle(messages)
+                await acks.put(events, sends.take(), after=partial(
+                    # only now does the state surely hold them
+                    holes.checkpoint, messages, sends))
+        finally:
+            acks.stop()
 
     def handle(messages: list[Message]) -> None:
         started = time.perf_counter()

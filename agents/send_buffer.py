@@ -59,6 +59,12 @@ class Sends:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def take(self) -> list[asyncio.Future[Any]]:
+        """The records kept so far, handed over (to wait for elsewhere: agents/ack_pipeline.py);
+        the next :meth:`confirmed` waits only for those kept after."""
+        pending, self._pending = self._pending, []
+        return pending
+
     async def confirmed(self) -> None:
         """Return once every record kept has been acknowledged by the broker (a failed send
         raises: the step is then not acked, and its input is delivered again)."""

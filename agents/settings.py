@@ -124,6 +124,9 @@ class Settings:
     #: a reading stamped more than this after its record reached Kafka is dead-lettered
     max_ahead_ms: int | None = 3_600_000
     batch_within_s: float = 0.05
+    #: scored batches whose input waits for the broker's acknowledgement of their output
+    #: while the next batch is scored (agents/ack_pipeline.py)
+    ack_pipeline_depth: int = 4
     tick_interval_s: float = 0.5
     #: telemetry topics served besides the default one and those of declared inferences
     extra_topics: tuple[str, ...] = ()

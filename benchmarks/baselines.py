@@ -17,13 +17,13 @@ from dataclasses import replace
 from typing import Any, cast
 
 import faust
-from faust.worker import Worker
 from river import anomaly, preprocessing
 
 from agents.app import create_app
 from agents.broker import connect
 from agents.connection import KafkaConnection
 from agents.settings import Settings
+from agents.worker import faust_worker
 
 
 def build(
@@ -80,7 +80,8 @@ def main() -> None:
     kafka = connect(Settings.from_env(os.environ, broker=bootstrap))
     app = build(mode, kafka, topic, int(partitions), int(port), app_id)
     loglevel = os.environ.get("BENCH_LOGLEVEL", "warning")
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    # the same worker as assetwatch's (no spinner: it puts the root logger at DEBUG)
+    faust_worker(app, loglevel).execute_from_commandline()
 
 
 if __name__ == "__main__":
