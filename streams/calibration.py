@@ -1,8 +1,11 @@
 """Calibration: raw detector scores → severity in [0, 1], and the sensitivity rule.
 
 Severity measures how rare a score is on the training data, in decades of exceedance
-probability: ``severity = −log₁₀ p(score) / 10`` clipped to [0, 1], where ``p(score)`` is the
-share of training scores above ``score``:
+probability ``d = −log₁₀ p(score)``, where ``p(score)`` is the share of training scores above
+``score``: ``severity = d / 10`` up to 9 decades (severity 0.9), and above that
+``0.9 + 0.1 · x / (1 + x)`` with ``x = d − 9`` (the same slope at 9 decades, then ever
+flatter, 1 never reached), so scores far beyond anything seen in training keep their order
+instead of all sitting at 1:
 
 * in the body (up to the training quantile ``q_tail``, 0.9) ``p`` is the empirical one, from
   quantile knots (log ``p`` interpolated linearly between them);
@@ -10,17 +13,22 @@ share of training scores above ``score``:
   ``p = (1 − q_tail) · exp(−(score − u) / β)`` with ``u`` the ``q_tail`` quantile and ``β`` the
   mean excess of the training scores over ``u`` (the exponential tail's maximum-likelihood fit).
 
-So a point is anomalous at sensitivity ``s`` (``severity ≥ 1 − s/100``, SPEC §4) when its
+So a point is anomalous at sensitivity ``s`` ≥ 10 (``severity ≥ 1 − s/100``, SPEC §4) when its
 score is rarer than ``p = 10^−(10 − s/10)`` of training: sensitivity 90 flags about the top
-10 % of training scores, 80 the top 1 %, the default 70 the top 0.1 %, 60 the top 0.01 %.
-Severity is non-decreasing in the score, so a higher sensitivity flags a superset of what a
-lower one flags, on the same data. A rank transform like this one does not saturate: any
-two scores above the training body get different severities.
+10 % of training scores, 80 the top 1 %, the default 70 the top 0.1 %, 60 the top 0.01 %;
+sensitivities 1–9 ask for 10–18 decades (``x = (0.1 − s/100) / (s/100)``). Severity is
+non-decreasing in the score, so a higher sensitivity flags a superset of what a lower one
+flags, on the same data; and it is strictly increasing above the training body, so two
+scores there keep their order (up to the tail model's own precision).
 
 >>> import numpy as np
 >>> cal = Calibrator.fit(np.random.default_rng(0).exponential(size=10_000))
 >>> [round(cal.severity(s), 2) for s in (0.0, 2.3, 4.6, 6.9)]  # p ≈ 1, 0.1, 0.01, 0.001
 [0.0, 0.1, 0.2, 0.3]
+>>> [round(severity_of_decades(d), 3) for d in (9, 10, 19, 1000)]  # beyond 9 decades: ranked
+[0.9, 0.95, 0.991, 1.0]
+>>> severity_of_decades(1000) < severity_of_decades(2000) < 1.0
+True
 >>> is_anomalous(0.3, sensitivity=70), is_anomalous(0.29, sensitivity=70)
 (True, False)
 """
@@ -39,6 +47,26 @@ DEFAULT_SENSITIVITY = 70
 DECADES = 10.0  # severity 1 ↔ a score rarer than 1e-10 of training
 _BODY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 _MIN_TAIL_SCALE = 1e-12
+_LN10 = math.log(10.0)
+
+
+#: decades of exceedance up to which severity is linear (d / 10)
+_LINEAR_DECADES = 9.0
+
+
+def severity_of_decades(decades: float) -> float:
+    """Severity of a score rarer than ``10^−decades`` of training: ``d / 10`` up to 9 decades,
+    then ``0.9 + 0.1 · x / (1 + x)``, ``x = d − 9`` (continuous, same slope, never 1).
+
+    >>> severity_of_decades(3.0), severity_of_decades(-1.0)
+    (0.3, 0.0)
+    """
+    if decades <= 0.0:
+        return 0.0
+    if decades <= _LINEAR_DECADES:
+        return decades / DECADES
+    x = decades - _LINEAR_DECADES
+    return _LINEAR_DECADES / DECADES + (1.0 - _LINEAR_DECADES / DECADES) * x / (1.0 + x)
 
 
 def threshold_for(sensitivity: int) -> float:
@@ -122,9 +150,8 @@ class Calibrator:
         return self.log_p[k] + t * (self.log_p[k + 1] - self.log_p[k])
 
     def severity(self, score: float) -> float:
-        """Severity in [0, 1], non-decreasing in the score; NaN scores have severity 0."""
-        sev = -self._log_p(score) / (DECADES * math.log(10.0))
-        return 0.0 if sev <= 0.0 else min(sev, 1.0)
+        """Severity in [0, 1), non-decreasing in the score; NaN scores have severity 0."""
+        return severity_of_decades(-self._log_p(score) / _LN10)
 
     def to_dict(self) -> dict[str, Any]:
         return {

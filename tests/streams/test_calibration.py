@@ -67,6 +67,19 @@ def test_nan_and_constant_scores() -> None:
 def test_does_not_saturate_above_training() -> None:
     cal = Calibrator.fit(np.random.default_rng(1).normal(size=1_000) ** 2)
     assert cal.severity(12.0) < cal.severity(16.0) < 1.0
+    # far beyond 10 decades (where severity used to be clipped at 1): still ranked
+    far = [cal.severity(s) for s in (100.0, 200.0, 400.0, 800.0)]
+    assert far == sorted(far) and len(set(far)) == 4 and far[-1] < 1.0
+
+
+def test_severity_is_linear_in_decades_up_to_nine_then_continuous_and_increasing() -> None:
+    from streams.calibration import severity_of_decades
+    assert [severity_of_decades(d) for d in (0.0, 3.0, 7.0, 9.0)] == [0.0, 0.3, 0.7, 0.9]
+    eps = 1e-9
+    assert abs(severity_of_decades(9.0 + eps) - severity_of_decades(9.0 - eps)) < 1e-9
+    grid = np.linspace(0.0, 500.0, 5001)
+    sev = np.array([severity_of_decades(float(d)) for d in grid])
+    assert np.all(np.diff(sev) > 0) and sev[-1] < 1.0
 
 
 def test_round_trip() -> None:
