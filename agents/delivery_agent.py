@@ -42,11 +42,15 @@ from streams.codec import dumps, loads
 from streams.delivery import Attempt, Delivery, RetryPolicy, encode_hook_dead_letter
 from streams.hooks import HookConfig
 from streams.notification import Notification, decode_notification
+from streams.outbox_index import OutboxIndex
 
 log = logging.getLogger("assetwatch.hooks")
 
 #: how long a delivered or dead entry stays in the outbox to recognise a re-published notification
 DONE_RETENTION_MS = 24 * 3600 * 1000
+#: the delivery timer indexes the whole outbox again this often (a safety net: entries are
+#: indexed as they are written and when partitions are assigned; streams/outbox_index.py)
+FULL_SCAN_INTERVAL_MS = 60_000
 #: deliveries attempted at once by one worker
 MAX_IN_FLIGHT = 64
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -150,13 +154,43 @@ def register_delivery_agent(
     holes = HoleGuard(outbox, read_offsets, lambda topic, n: state.count("hole_records", n),
                       unchecked_from=0)
 
+    # when each outbox entry next needs the timer: a tick visits only those (streams/outbox_index.py)
+    index = OutboxIndex()
+    indexed: set[int] = set()  # partitions whose entries are in the index
+    last_full_scan = [0]
+
     def put(partition: int, key: str, value: dict[str, Any] | None) -> None:
         if value is None:
             outbox.data.pop(key, None)
+            index.remove(key)
             sends(outbox.send_changelog(partition, key, None, value_serializer="raw"))
         else:
             outbox.data[key] = value
+            index_entry(key, value)
             sends(outbox.send_changelog(partition, key, value))
+
+    def index_entry(key: str, value: Any) -> None:
+        """Index an outbox entry by when it next matters: its next attempt, or its expiry."""
+        if not isinstance(value, dict) or not isinstance(value.get("partition"), int):
+            return
+        try:
+            d = Delivery.restore(value["delivery"])
+        except (KeyError, ValueError):
+            index.set(key, value["partition"], 0, pending=False)  # dropped when popped
+            return
+        if d.done:
+            index.set(key, value["partition"], (d.finished_at_ms or 0) + DONE_RETENTION_MS,
+                      pending=False)
+        else:
+            index.set(key, value["partition"], d.next_attempt_ms, pending=True)
+
+    def scan(partitions: set[int]) -> None:
+        """Index the entries of ``partitions`` from the table (after an assignment, and every
+        FULL_SCAN_INTERVAL_MS as a safety net for entries a changelog recovery added)."""
+        for key, value in list(outbox.data.items()):
+            if isinstance(value, dict) and value.get("partition") in partitions:
+                index_entry(key, value)
+        indexed.update(partitions)
 
     # ------------------------------------------------------------------ taking notifications
 
@@ -210,9 +244,16 @@ def register_delivery_agent(
         if not hook_source.ready or not recovered():
             return
         now = clock()
-        pending = 0
-        for key, value in list(outbox.data.items()):
-            if not isinstance(value, dict) or value.get("partition") not in state.owned:
+        owned = set(state.owned)
+        if now - last_full_scan[0] >= FULL_SCAN_INTERVAL_MS:
+            last_full_scan[0] = now
+            scan(owned)
+        elif owned - indexed:
+            scan(owned - indexed)
+        for key in index.pop_due(now, owned, limit=max(MAX_IN_FLIGHT - len(state.in_flight), 0)):
+            value = outbox.data.get(key)
+            if not isinstance(value, dict):
+                index.remove(key)
                 continue
             try:
                 d = Delivery.restore(value["delivery"])
@@ -222,17 +263,20 @@ def register_delivery_agent(
             if d.done:
                 if d.finished_at_ms is not None and d.finished_at_ms + DONE_RETENTION_MS <= now:
                     put(value["partition"], key, None)
+                else:
+                    index_entry(key, value)
                 continue
-            pending += 1
-            if key not in state.in_flight and d.due(now) and len(state.in_flight) < MAX_IN_FLIGHT:
-                state.in_flight[key] = asyncio.ensure_future(attempt(key, value, d))
-        metrics.pending.set(pending)
+            if key in state.in_flight:
+                continue  # its attempt writes it back, which indexes it again
+            state.in_flight[key] = asyncio.ensure_future(attempt(key, value, d))
+        metrics.pending.set(index.pending)
 
     async def attempt(key: str, value: dict[str, Any], d: Delivery) -> None:
         try:
             await _attempt(key, value, d)
         except Exception:  # never let one delivery end the timer; it stays pending
             log.exception("delivery %s failed unexpectedly; it will be retried", key)
+            index.retry_later(key, clock() + policy.base_delay_ms)
         finally:
             state.in_flight.pop(key, None)
 
@@ -279,10 +323,13 @@ def register_delivery_agent(
         gone = {tp.partition for tp in revoked if tp.topic == topics.notifications}
         state.owned -= gone
         holes.forget(gone)
+        index.forget_partitions(gone)
+        indexed.difference_update(gone)
 
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
         state.owned = {tp.partition for tp in assigned if tp.topic == topics.notifications}
+        indexed.difference_update(state.owned)  # indexed again once their table is recovered
 
     async def on_shutdown(sender: Any, *args: Any, **kwargs: Any) -> None:
         tasks = list(state.in_flight.values())
