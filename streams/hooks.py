@@ -484,7 +484,7 @@ def hook_from_dict(data: Mapping[str, Any], *, legacy: bool = False) -> HookConf
     if not isinstance(data, Mapping):
         raise ValueError(f"invalid hook config: expected an object, got {type(data).__name__}")
     kind = data.get("kind")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:  # found by fuzz/targets.py: a dict kind
         raise ValueError(f"invalid hook config: kind must be one of {', '.join(HOOK_KINDS)}, got {kind!r}")
     required, optional = _FIELDS[kind]
     values = {k: v for k, v in data.items() if k not in ("kind", "format")}

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from streams.calibration import Calibrator, sensitivity_for_far
+from streams.codec import loads
 from streams.detectors import ALGORITHMS, DetectorModel, fit_detector, model_from_dict
 from streams.detectors.base import check_lengths
 from streams.fill import FILL_METHODS
@@ -107,6 +108,36 @@ class Model:
             sensitivity=None if d.get("sensitivity") is None else int(d["sensitivity"]),
             heldout_far=None if d.get("heldout_far") is None else float(d["heldout_far"]),
         )
+
+
+def parse_model(raw: bytes) -> Model:
+    """A model from its artifact's bytes; ``ValueError`` names what is wrong with them.
+
+    The artifact is the project's own JSON (``Model.to_dict``), but a file can be cut short,
+    edited or be something else entirely: every way it can be wrong is one readable error.
+
+    >>> parse_model(b'{"format": "assetwatch.model/v1", "model_id": "m"}')
+    Traceback (most recent call last):
+    ...
+    ValueError: not a readable model artifact: missing 'version'
+    >>> parse_model(b"[1, 2]")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a readable model artifact: a JSON object is expected, got list
+    """
+    try:
+        doc = loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not a readable model artifact: not JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ValueError(f"not a readable model artifact: a JSON object is expected, "
+                         f"got {type(doc).__name__}")
+    try:
+        return Model.from_dict(doc)
+    except KeyError as exc:
+        raise ValueError(f"not a readable model artifact: missing {exc}") from exc
+    except (TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+        raise ValueError(f"not a readable model artifact: {exc}") from exc
 
 
 def training_scores(
