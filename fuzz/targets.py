@@ -18,7 +18,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -122,17 +121,19 @@ def model_file(data: bytes) -> None:
 
 # ---------------------------------------------------------------------------- REST bodies
 
-_STORE_DIR = tempfile.mkdtemp(prefix="assetwatch-fuzz-")
-_store: Any = None
+#: one small model for the detect API, in one fixed place shared by every fuzzing process
+#: (made once; a per-process temporary directory would outlive libFuzzer's exit)
+_STORE_DIR = Path(tempfile.gettempdir()) / "assetwatch-fuzz-models"
+_store: ModelStore | None = None
 
 
-def _model_store() -> Any:
-    """A model store with one small model, made once per process (the detect API loads it)."""
+def _model_store() -> ModelStore:
     global _store
     if _store is None:
-        rows = np.random.default_rng(0).normal(size=(200, 2))
-        _store = ModelStore(Path(_STORE_DIR))
-        _store.save(fit_model(rows, ModelParams(model_id="m", signals=("a", "b"), window_size=4)))
+        _store = ModelStore(_STORE_DIR)
+        if not _store.versions("m"):
+            rows = np.random.default_rng(0).normal(size=(200, 2))
+            _store.save(fit_model(rows, ModelParams(model_id="m", signals=("a", "b"), window_size=4)))
     return _store
 
 
