@@ -1,0 +1,258 @@
+"""Chaos suite: kill -9 a worker under load again and again, then count what was lost.
+
+Run: ``python -m benchmarks.chaos [--kills 20] [--broker HOST:PORT | --apache-kafka]``
+(the embedded broker by default). A producer streams a fleet with injected faults at a steady
+rate, one reading per message; meanwhile a worker is started, left to score for a random
+0.5–3 s, and killed with SIGKILL, ``--kills`` times; a last worker then finishes the stream.
+The published anomaly and alert records are compared with a from-scratch scoring of the same
+readings by the pure engine (one process, no crash), and counted:
+
+* **anomalies lost** — expected keys never published (a point lost, or scored wrongly);
+* **anomalies spurious** — published keys the reference does not have;
+* **keys with conflicting records** — a key published twice with different values (a point
+  scored twice differently). A key published twice with the *same* record is the crash
+  window's idempotent re-publication (docs/state-and-recovery.md), counted apart;
+* **alerts lost / spurious / wrong** — alert groups (by id) missing, extra, or whose last
+  record differs from the reference's (state, anomaly count, span).
+
+Targets: 0 for every count but the idempotent re-publications. ``tests/integration/test_chaos.py``
+runs the short form (3 kills) in CI; docs/reliability.md records full runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agents.apache_kafka import ApacheKafka, kafka_jars, kafka_version
+from agents.broker import ensure_topics, resolved_broker
+from agents.connection import KafkaConnection
+from agents.kafka_io import make_producer, poll_values, produce_readings, topic_reader
+from agents.model_store import ModelStore
+from agents.settings import Settings, TopicNames
+from agents.topics import topic_specs
+from agents.worker_process import WorkerProcess
+from streams.alerts import AlertConfig
+from streams.codec import encode_telemetry, loads
+from streams.engine import Engine, Message
+from streams.inference import InferenceConfig
+from streams.model import Model, ModelParams, fit_model
+from streams.records import Reading
+from streams.scoring import AssetScorer
+from streams.simulate import SIGNALS, Fault, FaultKind, generate_fleet, training_rows
+
+START_MS = 1_767_225_600_000
+INTERVAL_MS = 1_000
+PARTITIONS = 4
+
+
+@dataclass
+class ChaosResult:
+    """The counts of one chaos run (see the module docstring)."""
+
+    kills: int
+    readings: int
+    expected_anomalies: int
+    anomalies_lost: int
+    anomalies_spurious: int
+    conflicting_keys: int
+    republished_keys: int
+    expected_alerts: int
+    alerts_lost: int
+    alerts_spurious: int
+    alerts_wrong: int
+    late_records: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """Whether every count that must be 0 is."""
+        return not (self.anomalies_lost or self.anomalies_spurious or self.conflicting_keys
+                    or self.alerts_lost or self.alerts_spurious or self.alerts_wrong
+                    or self.late_records)
+
+
+def chaos_fleet(assets: int, points: int, seed: int) -> list[Reading]:
+    """A fleet with a fault every few assets, spread over the stream."""
+    names = [f"pump-{i:03d}" for i in range(assets)]
+    rng = random.Random(seed)
+    kinds: tuple[FaultKind, ...] = ("spike", "drift", "stuck")
+    faults = [Fault(name, kinds[i % 3], rng.randrange(30, points - 40), 3 if i % 3 == 0 else 25)
+              for i, name in enumerate(names) if i % 2 == 0]
+    return generate_fleet(names, points, START_MS, INTERVAL_MS, seed=seed, faults=faults).readings
+
+
+def chaos_model() -> Model:
+    return fit_model(training_rows(4, 1500, seed=3),
+                     ModelParams(model_id="chaos", signals=SIGNALS, window_size=8))
+
+
+def reference(inference: InferenceConfig, model: Model, topic: str,
+              readings: Sequence[Reading]) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
+    """Anomalies (key → record) and alerts (id → last record) of an uninterrupted scoring."""
+    from streams.alert_codec import encode_alert
+    from streams.codec import encode_anomaly
+    engine = Engine([AssetScorer(inference, model)], load=lambda k: None, partitions=1)
+    engine.owned = {0}
+    out = engine.process_batch([Message(topic, 0, i, r.asset_id.encode(), encode_telemetry([r]))
+                                for i, r in enumerate(readings)], now_ms=START_MS)
+    tail = engine.tick(now_ms=10**13)  # the worker's idle rule finalises the last slots
+    anomalies = {a.key: encode_anomaly(a) for _, a in out.anomalies + tail.anomalies}
+    alerts = {a.alert_id: loads(encode_alert(a)) for _, a, _ in out.alerts + tail.alerts}
+    return anomalies, alerts
+
+
+def same_alert(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("state", "anomaly_count", "first_ts", "last_ts", "assets")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def run_chaos(kafka: KafkaConnection, workdir: Path, kills: int, assets: int = 16,
+              points: int = 400, rate: float = 300.0, seed: int = 0,
+              log: Any = print) -> ChaosResult:
+    """One chaos run on ``kafka`` (see the module docstring); files under ``workdir``."""
+    name = f"chaos-{seed}-{os.getpid()}-{time.monotonic_ns() % 10**8}"
+    settings = replace(Settings(), broker=kafka.bootstrap, kafka_properties=kafka.properties,
+                       app_id=name, topics=TopicNames(name), partitions=PARTITIONS,
+                       models_dir=workdir / "models")
+    model = chaos_model()
+    ModelStore(settings.models_dir).save(model)
+    topic = settings.topics.telemetry
+    inference = InferenceConfig(inference_id="inf", model_id=model.model_id, topic=topic,
+                                clock="event", idle_timeout_ms=1_000,
+                                alerts=(AlertConfig("faults", correlation_points=5),))
+    inferences = workdir / "inferences.json"
+    inferences.write_bytes(orjson.dumps([inference.to_dict()]))
+    ensure_topics(kafka, topic_specs(settings))
+    readings = chaos_fleet(assets, points, seed)
+    expected, expected_alerts = reference(inference, model, topic, readings)
+
+    def worker(label: str) -> WorkerProcess:
+        return WorkerProcess(kafka, inferences, settings.models_dir, settings.app_id,
+                             settings.topics.prefix, PARTITIONS, log_path=workdir / f"{label}.log")
+
+    sent = threading.Event()
+
+    def feed() -> None:
+        producer = make_producer(kafka)
+        t0 = time.monotonic()
+        for i, r in enumerate(readings):
+            produce_readings(producer, topic, [r])
+            ahead = t0 + (i + 1) / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the load, not synchronisation
+        producer.flush(30)
+        sent.set()
+
+    rng = random.Random(seed)
+    started = time.monotonic()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    for i in range(kills):
+        w = worker(f"killed-{i}")
+        with w:
+            w.wait_ready(90)
+            time.sleep(rng.uniform(0.5, 3.0))  # a random moment under load: the chaos itself
+            w.kill()
+        log(f"kill {i + 1}/{kills} at {time.monotonic() - started:.1f} s")
+    published: dict[str, list[bytes]] = defaultdict(list)
+    alerts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    late = 0
+    readers = {t: topic_reader(kafka, t, PARTITIONS) for t in
+               (settings.topics.anomalies, settings.topics.alerts, settings.topics.late)}
+    try:
+        with worker("last") as last:
+            last.wait_ready(90)
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                for k, v in poll_values(readers[settings.topics.anomalies], 0.2):
+                    if k is not None and v is not None:
+                        published[k.decode()].append(v)
+                for k, v in poll_values(readers[settings.topics.alerts], 0.05):
+                    if k is not None and v is not None:
+                        alerts[k.decode()].append(loads(v))
+                late += sum(1 for _ in poll_values(readers[settings.topics.late], 0.05))
+                done = sent.is_set() and set(published) >= set(expected) and all(
+                    a in alerts and same_alert(alerts[a][-1], r) for a, r in expected_alerts.items())
+                if done:
+                    break
+            # a last read: anything published after the expected set was complete
+            for _ in range(3):
+                for k, v in poll_values(readers[settings.topics.anomalies], 0.3):
+                    if k is not None and v is not None:
+                        published[k.decode()].append(v)
+                for k, v in poll_values(readers[settings.topics.alerts], 0.1):
+                    if k is not None and v is not None:
+                        alerts[k.decode()].append(loads(v))
+    finally:
+        for reader in readers.values():
+            reader.close()
+    feeder.join(10)
+    values = {k: Counter(vs) for k, vs in published.items()}
+    return ChaosResult(
+        kills=kills, readings=len(readings), expected_anomalies=len(expected),
+        anomalies_lost=len(set(expected) - set(published)),
+        anomalies_spurious=len(set(published) - set(expected)),
+        conflicting_keys=sum(len(c) > 1 for c in values.values()),
+        republished_keys=sum(len(c) == 1 and sum(c.values()) > 1 for c in values.values()),
+        expected_alerts=len(expected_alerts),
+        alerts_lost=len(set(expected_alerts) - set(alerts)),
+        alerts_spurious=len(set(alerts) - set(expected_alerts)),
+        alerts_wrong=sum(1 for a, r in expected_alerts.items()
+                         if a in alerts and not same_alert(alerts[a][-1], r)),
+        late_records=late, seconds=time.monotonic() - started)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--broker", default=os.environ.get("ASSETWATCH_BROKER"))
+    ap.add_argument("--apache-kafka", action="store_true",
+                    help="run on Apache Kafka started from Maven Central's jars (needs Java, Maven)")
+    args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.apache_kafka:
+            jars = kafka_jars()
+            if jars is None:
+                raise SystemExit("--apache-kafka: Apache Kafka's jars are not cached and mvn is missing")
+            args.broker = stack.enter_context(ApacheKafka(jars)).listeners["plaintext"]
+        broker = (f"Apache Kafka {kafka_version()}" if args.apache_kafka else
+                  f"the cluster at {args.broker}" if args.broker else "the embedded broker (Tansu)")
+        settings = Settings.from_env(os.environ, broker=args.broker)
+        with tempfile.TemporaryDirectory() as tmp, resolved_broker(settings) as kafka:
+            result = run_chaos(kafka, Path(tmp), args.kills, seed=args.seed)
+    print(f"\nchaos run, {time.strftime('%Y-%m-%d')}, on {broker}: {result.kills} kill -9 of a "
+          f"worker under load, {result.readings:,} readings, {result.seconds:.0f} s\n")
+    print("| count | value | target |\n|---|--:|--:|")
+    rows = [("anomalies expected", result.expected_anomalies, "—"),
+            ("anomalies lost", result.anomalies_lost, 0),
+            ("anomalies spurious", result.anomalies_spurious, 0),
+            ("keys with conflicting records", result.conflicting_keys, 0),
+            ("keys re-published with the same record (idempotent)", result.republished_keys, "—"),
+            ("alerts expected", result.expected_alerts, "—"),
+            ("alerts lost", result.alerts_lost, 0),
+            ("alerts spurious", result.alerts_spurious, 0),
+            ("alerts whose last record is wrong", result.alerts_wrong, 0),
+            ("late records (event clock: none expected)", result.late_records, 0)]
+    for label, value, target in rows:
+        print(f"| {label} | {value} | {target} |")
+    if not result.clean:
+        raise SystemExit("chaos run: some count that must be 0 is not")
+
+
+if __name__ == "__main__":
+    main()
