@@ -5,6 +5,12 @@ function that returns an asset's last stored snapshot; the engine returns what t
 (anomalies, dead-letter rejections, forwarded readings) and the snapshots to store, each
 with the partition it belongs to.
 
+:class:`Engine` is a façade over one module per concern: :mod:`streams.routing` (home
+partitions, forwarding to by-asset topics), :mod:`streams.state_store` (per-asset states,
+their snapshots, epochs and the durability proof of published anomalies),
+:mod:`streams.alert_publishing` (per-asset alert groupers) and :mod:`streams.due_schedule`
+(when each asset next falls due: :meth:`Engine.tick` visits only those).
+
 Every asset has a home partition (:func:`streams.partitioning.home_partition`): its state,
 its anomalies and the readings it is scored from all live there. A reading that arrives on
 its home partition is scored at once; one that arrives elsewhere (a gateway batch of several
@@ -44,28 +50,38 @@ With four partitions, asset ``a`` lives on partition 0; arriving on 1, it is for
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.alerts import Alert, AlertGrouper, AlertGrouperConfig
+from streams.alert_publishing import AlertPublisher
+from streams.alerts import Alert
 from streams.arrival import ArrivalClocks
-from streams.checkpoint import checkpoint_key
-from streams.clock import EventTimeClock
 from streams.correlation import FeedItem, Progress, partition_progress
 from streams.decode import DecodeLimits, check_arrival, decode_telemetry
-from streams.partitioning import home_partition
-from streams.records import Anomaly, Reading, Rejection, anomaly_from_plain, anomaly_to_plain
+from streams.due_schedule import NOW, DueSchedule
+from streams.records import Anomaly, Reading, Rejection
+from streams.routing import BY_ASSET_SUFFIX, Forwarding, HomePartitions, by_asset_topic
 from streams.scoring import AssetScorer, AssetState
+from streams.state_store import (
+    ACKNOWLEDGED,
+    REPUBLISH_WINDOW_MS,
+    Loader,
+    Proof,
+    Snapshot,
+    StateStore,
+    state_key,
+)
 from streams.watermark import Duplicate, Gap, Late, slot_of
 
-Snapshot = dict[str, Any]
-Loader = Callable[[str], Any]
-#: an input record, ``[topic, partition, offset]``: an anomaly published by the batch that took
-#: it is durable once that partition's checkpoint (streams/checkpoint.py) is past it
-Proof = list[Any]
-#: the proof of an anomaly the glue saw acknowledged (:meth:`Engine.acknowledge`)
-ACKNOWLEDGED: Proof = ["acknowledged"]
+__all__ = [
+    "ACKNOWLEDGED", "BY_ASSET_SUFFIX", "PROGRESS_REPEAT_MS", "REPUBLISH_WINDOW_MS", "BatchOutput",
+    "Engine", "InferenceProgress", "Loader", "Message", "Proof", "Snapshot", "by_asset_topic",
+    "state_key",
+]
+
+#: the clock domain of the idle rule of ``event`` inferences (the injected wall time)
+_WALL: Hashable = "wall"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,34 +129,8 @@ class InferenceProgress:
     last_finalised_ms: int | None
 
 
-BY_ASSET_SUFFIX = ".by-asset"
-#: How long (wall time) a state keeps the anomalies it published, to publish them again if it
-#: is restored after a crash: well beyond the producer's flush before each offset commit.
-REPUBLISH_WINDOW_MS = 30_000
 #: A partition's unchanged progress is sent again this often (a crash may have lost the last).
 PROGRESS_REPEAT_MS = 5_000
-
-
-def by_asset_topic(source_topic: str) -> str:
-    """The internal topic that carries a source topic's readings to their home partitions."""
-    return source_topic + BY_ASSET_SUFFIX
-
-
-class _Now:
-    """The wall time the glue injected for this batch or tick (the idle rule's clock)."""
-
-    __slots__ = ("ms",)
-
-    def __init__(self) -> None:
-        self.ms = 0
-
-    def now_ms(self) -> int:
-        return self.ms
-
-
-def state_key(inference_id: str, asset_id: str) -> str:
-    """The table key of one asset's state within one inference."""
-    return f"{inference_id}/{asset_id}"
 
 
 class Engine:
@@ -167,19 +157,12 @@ class Engine:
         self.positions: dict[tuple[str, int], int] = {}
         #: (topic, partition) → the first offset the live stream delivered here (where it began)
         self.first_offsets: dict[tuple[str, int], int] = {}
-        self.partitions = partitions
-        self.load = load
-        self._wall = _Now()
-        self._event_clocks: dict[str, EventTimeClock] = {}
-        self._groupers: dict[str, list[AlertGrouper]] = {}
-        #: per asset state, the anomalies it published lately: (wall ms, plain anomaly, the
-        #: input record whose batch published it, or None for a tick's)
-        self._recent: dict[str, list[tuple[int, dict[str, Any], Proof | None]]] = {}
+        self.homes = HomePartitions(partitions)
+        self.alert_publisher = AlertPublisher()
+        self.store = StateStore(load, self.alert_publisher)
+        self._wall = self.store.wall
         #: per asset state, the last input record of this batch that touched it
         self._touched_by: dict[str, Proof] = {}
-        #: anomalies of restored snapshots, published again with the next output
-        self._republish: list[tuple[int, Anomaly]] = []
-        self._last_arrival_ms: dict[str, int] = {}
         #: the source partitions this worker holds (set by the glue on assignment)
         self.owned: set[int] = set()
         #: (inference id, partition) → (progress, wall ms) last put on the correlation feed
@@ -188,7 +171,44 @@ class Engine:
         #: how far in broker time this worker has read each partition: ``wall`` inferences'
         #: clock, so a point is late by when it reached Kafka, not when it was read
         self.arrival = ArrivalClocks()
-        self.states: dict[str, tuple[int, AssetState, AssetScorer]] = {}
+        # --- the due schedule (tick visits only due assets; docs/state-and-recovery.md)
+        self._due = DueSchedule()
+        #: states of held (inference, partition) pairs, scheduled again on release
+        self._parked: dict[tuple[str, int], set[str]] = {}
+        #: states visited on every tick: those of inferences with inference-scope alerts
+        #: (their progress on the correlation feed reads every asset's watermark)
+        self._always: set[str] = set()
+        #: (topic, partition) of ``wall`` states → that arrival clock at the last tick
+        self._tick_clocks: dict[tuple[str, int], int | None] = {}
+        self._tick_seq = 0
+        #: state key → the last tick its watermark was brought up to (see _catch_up)
+        self._synced: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ façade attributes
+
+    @property
+    def states(self) -> dict[str, tuple[int, AssetState, AssetScorer]]:
+        """State key → (home partition, state, scorer): every asset state held here."""
+        return self.store.states
+
+    @property
+    def load(self) -> Loader:
+        """Returns an asset's (or a checkpoint's) last stored value; the glue may replace it."""
+        return self.store.load
+
+    @load.setter
+    def load(self, load: Loader) -> None:
+        self.store.load = load
+
+    @property
+    def partitions(self) -> int:
+        """How many partitions the source topics have (the home partition depends on it)."""
+        return self.homes.partitions
+
+    @partitions.setter
+    def partitions(self, partitions: int) -> None:
+        if partitions != self.homes.partitions:
+            self.homes = HomePartitions(partitions)
 
     @property
     def topics(self) -> list[str]:
@@ -220,6 +240,8 @@ class Engine:
             by_topic[by_asset_topic(source)] = by_topic[source]
         self.scorers_by_topic = by_topic
 
+    # ------------------------------------------------------------------ control
+
     def set_scorers(self, scorers: Iterable[AssetScorer]) -> list[AssetScorer]:
         """Make ``scorers`` the active set; return those that start a new epoch here.
 
@@ -245,6 +267,7 @@ class Engine:
         for key in [k for k, (_, _, sc) in self.states.items() if sc.inference.inference_id in stale]:
             self._forget(key)
         self.held = {(i, p) for i, p in self.held if i in now and i not in stale}
+        self._unpark()
         return [s for s in scorers if before.get(s.inference.inference_id) != s.epoch]
 
     def hold(self, inference_id: str, partitions: Iterable[int]) -> None:
@@ -254,6 +277,34 @@ class Engine:
 
     def release(self, inference_id: str, partition: int) -> None:
         self.held.discard((inference_id, partition))
+        self._unpark()
+
+    def drop_partitions(self, partitions: Iterable[int]) -> int:
+        """Forget the in-memory state of assets in partitions no longer owned; return how many."""
+        gone = set(partitions)
+        keys = [k for k, (p, _, _) in self.states.items() if p in gone]
+        for k in keys:
+            self._forget(k)
+        self.held = {(i, p) for i, p in self.held if p not in gone}
+        self._parked = {ip: ks for ip, ks in self._parked.items() if ip[1] not in gone}
+        self._tick_clocks = {tp: c for tp, c in self._tick_clocks.items() if tp[1] not in gone}
+        self.owned -= gone
+        self._progress_sent = {k: v for k, v in self._progress_sent.items() if k[1] not in gone}
+        self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
+        self.first_offsets = {tp: o for tp, o in self.first_offsets.items() if tp[1] not in gone}
+        self.arrival.forget(gone)
+        return len(keys)
+
+    def acknowledge(self, anomalies: Iterable[Anomaly]) -> dict[str, tuple[int, Snapshot]]:
+        """The broker acknowledged these anomalies (a tick's, which no input checkpoint
+        vouches for): mark them durable in their states; return the snapshots to store again.
+
+        >>> Engine([], load=lambda k: None, partitions=1).acknowledge([])
+        {}
+        """
+        return self.store.acknowledge(anomalies)
+
+    # ------------------------------------------------------------------ pre-fill
 
     def prefill(self, inference_id: str, partition: int, readings: Iterable[Reading]) -> BatchOutput:
         """Take history readings of one partition into the inference's slots, not finalising.
@@ -267,9 +318,9 @@ class Engine:
         if scorer is None:
             return out
         touched: dict[str, tuple[int, AssetScorer]] = {}
+        home_of = self.homes.of
         for reading in readings:
-            if not scorer.inference.wants(reading.asset_id) or \
-                    home_partition(reading.asset_id, self.partitions) != partition:
+            if not scorer.inference.wants(reading.asset_id) or home_of(reading.asset_id) != partition:
                 continue
             key = state_key(inference_id, reading.asset_id)
             state = self._state(key, partition, scorer)
@@ -281,7 +332,7 @@ class Engine:
             out.counts["prefilled"] += 1
             touched[key] = (partition, scorer)
             if scorer.inference.clock == "event":
-                self._event_clocks[key].observe(reading.ts_ms)
+                self.store.event_clocks[key].observe(reading.ts_ms)
         self._finalise(touched, out, always_snapshot=True)
         return out
 
@@ -309,6 +360,8 @@ class Engine:
                 row[3] = wm
         return {i: InferenceProgress(*row) for i, row in acc.items()}
 
+    # ------------------------------------------------------------------ the live path
+
     def process_batch(self, messages: Sequence[Message], now_ms: int = 0) -> BatchOutput:
         """Decode, route and take the batch's points into their slots; then finalise what is due.
 
@@ -319,16 +372,18 @@ class Engine:
         out = BatchOutput()
         counts = out.counts
         touched: dict[str, tuple[int, AssetScorer]] = {}
-        forward: dict[tuple[str, int, str], list[Reading]] = {}
-        forward_arrived: dict[tuple[str, int, str], int] = {}
+        routing = Forwarding(self.homes)
         positions = self.positions
         arrival = self.arrival
         stored: dict[tuple[str, int], int] = {}
+        event_clocks = self.store.event_clocks
+        last_arrival = self.store.last_arrival_ms
+        synced, seq = self._synced, self._tick_seq
         self._touched_by = {}
         for msg in messages:
             tp = (msg.topic, msg.partition)
             if tp not in stored:
-                stored[tp] = self._checkpoint(tp)
+                stored[tp] = self.store.checkpoint(tp)
             # a record the stored state already took (re-delivered after a crash or a move):
             # not late if its slot is finalised — it was scored, or published late, then
             redelivered = msg.offset < stored[tp]
@@ -344,68 +399,132 @@ class Engine:
                 counts["invalid"] += 1
                 out.rejections.append((msg, decoded))
                 continue
-            forwarded = msg.topic.endswith(BY_ASSET_SUFFIX)
-            if not forwarded:
+            if not msg.topic.endswith(BY_ASSET_SUFFIX):
                 counts["received"] += len(decoded)
             scorers = self.scorers_by_topic.get(msg.topic, ())
             seen = self.signals_seen.get(msg.topic)
+            proof: Proof = [msg.topic, msg.partition, msg.offset]
             for reading in decoded:
                 if seen is not None:
                     seen.update(reading.signals)
-                home = home_partition(reading.asset_id, self.partitions)
-                if home != msg.partition and not forwarded:
-                    target = by_asset_topic(msg.topic)
-                    fkey = (target, home, reading.asset_id)
-                    forward.setdefault(fkey, []).append(reading)
-                    if msg.timestamp_ms is not None:  # the forward keeps when it first arrived
-                        forward_arrived[fkey] = max(forward_arrived.get(fkey, 0), msg.timestamp_ms)
+                home = routing.route(msg.topic, msg.partition, reading, msg.timestamp_ms)
+                if home is None:
                     counts["forwarded"] += 1
                     continue
+                asset_id = reading.asset_id
                 for scorer in scorers:
                     inference = scorer.inference
-                    if not inference.wants(reading.asset_id) or inference.inference_id in out.failures:
+                    inference_id = inference.inference_id
+                    if not inference.wants(asset_id) or inference_id in out.failures:
                         continue
-                    key = state_key(inference.inference_id, reading.asset_id)
+                    key = state_key(inference_id, asset_id)
                     try:
                         state = self._state(key, home, scorer)
+                        if synced.get(key, seq) < seq:
+                            self._catch_up(key, home, scorer, out)
                         added = scorer.accept(state, reading)
                     except Exception as exc:  # one inference's fault must not stop the others
-                        out.failures[inference.inference_id] = _describe(exc)
+                        out.failures[inference_id] = _describe(exc)
                         continue
                     if isinstance(added, Late) and redelivered:
                         added = Duplicate(reading, reading.ts_ms, added.slot_ms)
                     if isinstance(added, Late):
                         counts["late"] += 1
-                        out.by_inference[(inference.inference_id, "late")] += 1
-                        out.late.append((home, inference.inference_id, added))
+                        out.by_inference[(inference_id, "late")] += 1
+                        out.late.append((home, inference_id, added))
                         continue
                     if isinstance(added, Duplicate):
                         counts["duplicate"] += 1
-                        out.by_inference[(inference.inference_id, "duplicate")] += 1
+                        out.by_inference[(inference_id, "duplicate")] += 1
                     touched[key] = (home, scorer)
-                    self._touched_by[key] = [msg.topic, msg.partition, msg.offset]
-                    if inference.clock == "event":
-                        self._event_clocks[key].observe(reading.ts_ms)
-                        self._last_arrival_ms[key] = now_ms
-        out.forward = [(topic, part, rs, forward_arrived.get((topic, part, asset)))
-                       for (topic, part, asset), rs in forward.items()]
+                    self._touched_by[key] = proof
+                    clock = event_clocks.get(key)
+                    if clock is not None:
+                        clock.observe(reading.ts_ms)
+                        last_arrival[key] = now_ms
+        out.forward = routing.records()
         self._finalise(touched, out, always_snapshot=True)
         self._touched_by = {}
         return out
 
-    def _checkpoint(self, tp: tuple[str, int]) -> int:
-        """How far the stored state reaches into an input partition (0: nothing known)."""
-        value = self.load(checkpoint_key(*tp))
-        return value if isinstance(value, int) else 0
-
     def tick(self, now_ms: int) -> BatchOutput:
-        """Finalise what has fallen due since the last batch, for every asset held (idle ones too)."""
+        """Finalise what has fallen due since the last batch, for every asset held (idle ones
+        too): only the assets whose next due time has come are visited."""
         self._wall.ms = now_ms
+        self._tick_seq += 1
         out = BatchOutput()
-        held = {key: (part, scorer) for key, (part, _, scorer) in self.states.items()}
-        self._finalise(held, out, always_snapshot=False)
+        visit: dict[str, tuple[int, AssetScorer]] = {}
+        states = self.states
+        for domain in list(self._tick_clocks):
+            topic, home = domain
+            clock = self.arrival.clock_ms(((topic, home), (by_asset_topic(topic), home)), now_ms)
+            self._tick_clocks[domain] = clock
+            if clock is not None:
+                for key in self._due.pop_due(domain, clock):
+                    if (held := states.get(key)) is not None:
+                        visit[key] = (held[0], held[2])
+        for key in self._due.pop_due(_WALL, now_ms):
+            if (held := states.get(key)) is not None:
+                visit[key] = (held[0], held[2])
+        for key in self._always:
+            held = states[key]
+            visit[key] = (held[0], held[2])
+        self._finalise(visit, out, always_snapshot=False)
         self._report_progress(out)
         return out
+
+    # ------------------------------------------------------------------ the due schedule
+
+    def _schedule(self, key: str) -> None:
+        """Put the state's next due time on the schedule (parked while its pair is held)."""
+        held = self.states.get(key)
+        if held is None:
+            self._due.discard(key)
+            return
+        home, state, scorer = held
+        inference = scorer.inference
+        if (inference.inference_id, home) in self.held:
+            self._due.discard(key)
+            self._parked.setdefault((inference.inference_id, home), set()).add(key)
+            return
+        wm = state.watermark
+        clock = self.store.event_clocks.get(key)
+        if clock is None:
+            self._due.set(key, (inference.topic, home), wm.next_due_at_ms())
+            return
+        # the event clock moves only when a point is observed (then the batch finalises the
+        # asset and schedules it again); between points only the idle rule can make it due
+        next_due = wm.next_due_at_ms()
+        if next_due is not None and next_due <= clock.now_ms():
+            self._due.set(key, _WALL, NOW)
+        elif wm.pending():
+            arrived = self.store.last_arrival_ms.get(key, self._wall.ms)
+            self._due.set(key, _WALL, arrived + inference.idle_timeout_ms)
+        else:
+            self._due.discard(key)
+
+    def _unpark(self) -> None:
+        """Schedule again the states of pairs no longer held."""
+        for pair in [p for p in self._parked if p not in self.held]:
+            for key in self._parked.pop(pair):
+                self._schedule(key)
+
+    def _catch_up(self, key: str, home: int, scorer: AssetScorer, out: BatchOutput) -> None:
+        """Bring a ``wall`` state's watermark to where the last tick would have left it.
+
+        A tick skips assets with nothing due, so their watermark does not move with the clock;
+        a point arriving later must still find it there (else a point for a slot the tick
+        passed would be scored instead of late). Nothing falls due here: had it, the tick
+        would have visited the asset.
+        """
+        self._synced[key] = self._tick_seq
+        clock = self._tick_clocks.get((scorer.inference.topic, home))
+        if clock is None or key in self.store.event_clocks or \
+                (scorer.inference.inference_id, home) in self.held:
+            return
+        self._finalise_one(key, home, scorer, out, always_snapshot=False, now_ms=clock)
+
+    # ------------------------------------------------------------------ finalising
 
     def _report_progress(self, out: BatchOutput) -> None:
         """Put each owned partition's progress on the correlation feed of every inference with
@@ -414,13 +533,14 @@ class Engine:
         if not correlated:
             return
         wall = self._wall.ms
+        last_arrival = self.store.last_arrival_ms
         per: dict[tuple[str, int], list[tuple[int | None, bool]]] = {}
-        for key, (part, state, scorer) in self.states.items():
-            if scorer.correlates:
-                idle = key in self._event_clocks and \
-                    wall - self._last_arrival_ms.get(key, wall) >= scorer.inference.idle_timeout_ms
-                per.setdefault((scorer.inference.inference_id, part), []).append(
-                    (_progress_of(state, scorer), idle))
+        for key in self._always:
+            part, state, scorer = self.states[key]
+            idle = key in self.store.event_clocks and \
+                wall - last_arrival.get(key, wall) >= scorer.inference.idle_timeout_ms
+            per.setdefault((scorer.inference.inference_id, part), []).append(
+                (_progress_of(state, scorer), idle))
         for scorer in correlated:
             inference_id = scorer.inference.inference_id
             for part in sorted(self.owned):
@@ -435,169 +555,96 @@ class Engine:
 
     def _finalise(self, items: dict[str, tuple[int, AssetScorer]], out: BatchOutput,
                   always_snapshot: bool) -> None:
-        if self._republish:
-            out.anomalies += self._republish
-            out.correlation += [(a.inference_id, a) for _, a in self._republish
+        republish = self.store.take_republish()
+        if republish:
+            out.anomalies += republish
+            out.correlation += [(a.inference_id, a) for _, a in republish
                                 if (s := self.scorer(a.inference_id)) is not None and s.correlates]
-            out.counts["republished"] += len(self._republish)
-            self._republish = []
+            out.counts["republished"] += len(republish)
         for key, (home, scorer) in items.items():
             inference = scorer.inference
-            if (inference.inference_id, home) in self.held or inference.inference_id in out.failures:
-                if always_snapshot and key in self.states:
-                    out.snapshots[key] = (home, self._snapshot(key))
-                continue
             try:
+                if (inference.inference_id, home) in self.held or \
+                        inference.inference_id in out.failures:
+                    if always_snapshot and key in self.states:
+                        out.snapshots[key] = (home, self.store.snapshot(key))
+                    continue
                 self._finalise_one(key, home, scorer, out, always_snapshot)
             except Exception as exc:  # one inference's fault must not stop the others
                 out.failures[inference.inference_id] = _describe(exc)
-
-    def _snapshot(self, key: str) -> Snapshot:
-        snap = self.states[key][1].snapshot()
-        clock = self._event_clocks.get(key)
-        if clock is not None:
-            snap["event_clock"] = clock.snapshot()
-        groupers = self._groupers.get(key)
-        if groupers:
-            snap["alerts"] = {g.config.alert.name: g.snapshot() for g in groupers}
-        recent = self._recent.get(key)
-        if recent:
-            horizon = self._wall.ms - REPUBLISH_WINDOW_MS
-            recent[:] = [r for r in recent if r[0] >= horizon]
-            snap["recent_anomalies"] = [[at, plain, proof] for at, plain, proof in recent]
-        return snap
+            finally:
+                self._schedule(key)
 
     def _finalise_one(self, key: str, home: int, scorer: AssetScorer, out: BatchOutput,
-                      always_snapshot: bool) -> None:
+                      always_snapshot: bool, now_ms: int | None = None) -> None:
         counts = out.counts
         state = self.states[key][1]
         inference = scorer.inference
-        clock = self._event_clocks.get(key)
-        if clock is None:
+        wall = self._wall.ms
+        clock = self.store.event_clocks.get(key)
+        if now_ms is not None:
+            now = now_ms
+        elif clock is None:
             arrived = self.arrival.clock_ms(
-                ((inference.topic, home), (by_asset_topic(inference.topic), home)), self._wall.ms)
+                ((inference.topic, home), (by_asset_topic(inference.topic), home)), wall)
             if arrived is None:  # where reading this partition stands is not known yet: wait
                 if always_snapshot:
-                    out.snapshots[key] = (home, self._snapshot(key))
+                    out.snapshots[key] = (home, self.store.snapshot(key))
                 return
             now = arrived
         else:
             now = clock.now_ms()
-            idle_ms = self._wall.ms - self._last_arrival_ms.get(key, self._wall.ms)
+            idle_ms = wall - self.store.last_arrival_ms.get(key, wall)
             if idle_ms >= inference.idle_timeout_ms:
                 now = max(now, scorer.due_of_last_pending(state))
+        self._synced[key] = self._tick_seq
         outcomes = scorer.finalise(state, now)
         by_inference = out.by_inference
+        inference_id = inference.inference_id
         for outcome in outcomes:
             counts[outcome.kind] += 1
-            by_inference[(inference.inference_id, outcome.kind)] += 1
+            by_inference[(inference_id, outcome.kind)] += 1
             if outcome.filled:
                 counts["filled"] += 1
-                by_inference[(inference.inference_id, "filled")] += 1
+                by_inference[(inference_id, "filled")] += 1
             if outcome.anomaly is not None:
                 counts["anomalies"] += 1
                 out.anomalies.append((home, outcome.anomaly))
                 if scorer.correlates:
-                    out.correlation.append((inference.inference_id, outcome.anomaly))
-                self._recent.setdefault(key, []).append(
-                    (self._wall.ms, anomaly_to_plain(outcome.anomaly), self._touched_by.get(key)))
+                    out.correlation.append((inference_id, outcome.anomaly))
+                self.store.published(key, outcome.anomaly, self._touched_by.get(key))
             if outcome.gap is not None:
                 counts["gap_points"] += outcome.gap.points
-                out.gaps.append((home, inference.inference_id, key, outcome.gap))
-        groupers = self._groupers.get(key, ())
-        if groupers and outcomes:
-            watermark = state.watermark.watermark_ms
-            anomalies = [o.anomaly for o in outcomes if o.anomaly is not None]
-            for grouper in groupers:
-                alerts = grouper.add_all(anomalies)
-                if watermark is not None:
-                    alerts += grouper.advance(watermark)
-                out.alerts += [(home, a, inference.hooks) for a in alerts]
+                out.gaps.append((home, inference_id, key, outcome.gap))
+        if outcomes:
+            out.alerts += self.alert_publisher.publish(key, home, scorer, outcomes,
+                                                       state.watermark.watermark_ms)
         if outcomes or always_snapshot:
-            out.snapshots[key] = (home, self._snapshot(key))
+            out.snapshots[key] = (home, self.store.snapshot(key))
+
+    # ------------------------------------------------------------------ states
 
     def _state(self, key: str, partition: int, scorer: AssetScorer) -> AssetState:
         held = self.states.get(key)
         if held is not None and held[0] == partition and held[2] is scorer:
             return held[1]
-        snap = self.load(key)
-        # alert groups outlive an epoch: a group open when the inference was paused resolves
-        # (the paused points count) instead of being forgotten
-        alert_states = snap.get("alerts", {}) if snap is not None else {}
-        earlier = None
-        if snap is not None and not scorer.owns(snap):
-            # another epoch's state: this one starts afresh (on the event clock, from where the
-            # earlier one stopped: AssetScorer.new_state)
-            earlier, snap = snap, None
-        state = scorer.restore(snap) if snap is not None else scorer.new_state(earlier)
-        self.states[key] = (partition, state, scorer)
-        if snap is not None and snap.get("recent_anomalies"):
-            # the crash window: the snapshot reached the changelog, its anomalies may not have
-            # reached their topic. Those of a batch whose checkpoint is past its input are
-            # durable (the checkpoint is written once the broker acknowledged the batch's
-            # output); the others are published again (keys are idempotent)
-            self._recent[key] = [(int(at), plain, proof) for at, plain, proof, *_ in
-                                 ([*list(r), None] for r in snap["recent_anomalies"])]
-            self._republish += [(partition, anomaly_from_plain(plain))
-                                for _, plain, proof in self._recent[key] if not self._durable(proof)]
-        self._groupers[key] = [
-            AlertGrouperConfig(scorer.inference.inference_id, scorer.model.interval_ms, cfg)
-            .build(alert_states.get(cfg.name)) for cfg in scorer.inference.alerts
-            if cfg.scope == "asset"]  # inference scope: streams/correlation.py
-        if scorer.inference.clock == "event":
-            clock_state = snap.get("event_clock") if snap is not None else None
-            # pure event time; the idle rule is the engine's (see _finalise). A restart is
-            # not idleness: the idle timeout counts from now.
-            self._event_clocks[key] = EventTimeClock(self._wall, None, state=clock_state)
-            self._last_arrival_ms[key] = self._wall.ms
+        state = self.store.get(key, partition, scorer)
+        self._synced[key] = self._tick_seq
+        if scorer.correlates:
+            self._always.add(key)
+        else:
+            self._always.discard(key)
+        if scorer.inference.clock != "event":
+            self._tick_clocks.setdefault((scorer.inference.topic, partition), None)
         return state
 
-    def _durable(self, proof: Proof | None) -> bool:
-        """Whether the batch that took ``proof``'s record had its output acknowledged (or the
-        glue said so: :meth:`acknowledge`)."""
-        if proof == ACKNOWLEDGED:
-            return True
-        return proof is not None and proof[2] < self._checkpoint((proof[0], proof[1]))
-
-    def acknowledge(self, anomalies: Iterable[Anomaly]) -> dict[str, tuple[int, Snapshot]]:
-        """The broker acknowledged these anomalies (a tick's, which no input checkpoint
-        vouches for): mark them durable in their states; return the snapshots to store again.
-
-        >>> Engine([], load=lambda k: None, partitions=1).acknowledge([])
-        {}
-        """
-        out: dict[str, tuple[int, Snapshot]] = {}
-        for anomaly in anomalies:
-            key = state_key(anomaly.inference_id, anomaly.asset_id)
-            recent, held = self._recent.get(key), self.states.get(key)
-            if not recent or held is None:
-                continue
-            self._recent[key] = [(at, plain, ACKNOWLEDGED if plain.get("ts_ms") == anomaly.ts_ms
-                                  or proof == ACKNOWLEDGED else proof)
-                                 for at, plain, proof in recent]
-            out[key] = (held[0], self._snapshot(key))
-        return out
-
-    def drop_partitions(self, partitions: Iterable[int]) -> int:
-        """Forget the in-memory state of assets in partitions no longer owned; return how many."""
-        gone = set(partitions)
-        keys = [k for k, (p, _, _) in self.states.items() if p in gone]
-        for k in keys:
-            self._forget(k)
-        self.held = {(i, p) for i, p in self.held if p not in gone}
-        self.owned -= gone
-        self._progress_sent = {k: v for k, v in self._progress_sent.items() if k[1] not in gone}
-        self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
-        self.first_offsets = {tp: o for tp, o in self.first_offsets.items() if tp[1] not in gone}
-        self.arrival.forget(gone)
-        return len(keys)
-
     def _forget(self, key: str) -> None:
-        del self.states[key]
-        self._groupers.pop(key, None)
-        self._recent.pop(key, None)
-        self._event_clocks.pop(key, None)
-        self._last_arrival_ms.pop(key, None)
+        self.store.forget(key)
+        self._due.discard(key)
+        self._synced.pop(key, None)
+        self._always.discard(key)
+        for keys in self._parked.values():
+            keys.discard(key)
 
 
 def _progress_of(state: AssetState, scorer: AssetScorer) -> int | None:

@@ -1,0 +1,200 @@
+"""The per-asset state store: load, restore, snapshot, forget — and the durability proof.
+
+One worker holds in memory the state of each (inference, asset) it scores, keyed by
+:func:`state_key`: the scorer's :class:`streams.scoring.AssetState`, the asset's event clock
+(``event`` inferences), its alert groupers (:mod:`streams.alert_publishing`) and the anomalies
+it published lately. The glue stores every :meth:`StateStore.snapshot` it is handed; the
+store reads them back through an injected ``load`` on first use of an asset.
+
+Snapshot policy:
+
+* **epochs** — a stored snapshot of another epoch of the inference is not restored: the asset
+  starts afresh (on the event clock, from where the earlier epoch stopped), keeping only its
+  alert groups (they outlive an epoch);
+* **recent anomalies** — a state keeps the anomalies it published for
+  :data:`REPUBLISH_WINDOW_MS` (wall time), each with a *proof*: the input record whose batch
+  published it. On restore (after a crash the snapshot may have reached the changelog while
+  its anomalies did not reach their topic) the ones not yet durable are published again
+  (anomaly keys are idempotent). A batch's anomaly is durable once its input partition's
+  checkpoint (:mod:`streams.checkpoint`) is past the proof's offset; a tick's, once the glue
+  saw the broker acknowledge it (:meth:`StateStore.acknowledge`).
+
+>>> import numpy as np
+>>> from streams.inference import InferenceConfig
+>>> from streams.model import fit_model, ModelParams
+>>> from streams.scoring import AssetScorer
+>>> from streams.alert_publishing import AlertPublisher
+>>> m = fit_model(np.zeros((50, 1)) + np.arange(50)[:, None] % 3,
+...               ModelParams(model_id="m", signals=("v",), window_size=2))
+>>> scorer = AssetScorer(InferenceConfig("inf", "m", "t"), m)
+>>> stored = {}
+>>> store = StateStore(stored.get, AlertPublisher())
+>>> state = store.get("inf/a", 0, scorer)
+>>> stored["inf/a"] = store.snapshot("inf/a")      # what the glue writes to its table
+>>> store.forget("inf/a"); "inf/a" in store.states
+False
+>>> store.get("inf/a", 0, scorer).snapshot() == state.snapshot()   # restored, not new
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from streams.alert_publishing import AlertPublisher
+from streams.checkpoint import checkpoint_key
+from streams.clock import EventTimeClock
+from streams.records import Anomaly, anomaly_from_plain, anomaly_to_plain
+from streams.scoring import AssetScorer, AssetState
+
+Snapshot = dict[str, Any]
+Loader = Callable[[str], Any]
+#: an input record, ``[topic, partition, offset]``: an anomaly published by the batch that took
+#: it is durable once that partition's checkpoint (streams/checkpoint.py) is past it
+Proof = list[Any]
+#: the proof of an anomaly the glue saw acknowledged (:meth:`StateStore.acknowledge`)
+ACKNOWLEDGED: Proof = ["acknowledged"]
+#: How long (wall time) a state keeps the anomalies it published, to publish them again if it
+#: is restored after a crash: well beyond the producer's flush before each offset commit.
+REPUBLISH_WINDOW_MS = 30_000
+
+
+def state_key(inference_id: str, asset_id: str) -> str:
+    """The table key of one asset's state within one inference.
+
+    >>> state_key("inf", "pump-1")
+    'inf/pump-1'
+    """
+    return f"{inference_id}/{asset_id}"
+
+
+class _Now:
+    """The wall time the glue injected for this batch or tick (the idle rule's clock)."""
+
+    __slots__ = ("ms",)
+
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+class StateStore:
+    """The asset states one worker holds, restored on first use from what ``load`` returns."""
+
+    def __init__(self, load: Loader, alerts: AlertPublisher) -> None:
+        self.load = load
+        self.alerts = alerts
+        #: the injected wall time (set by the engine per batch or tick)
+        self.wall = _Now()
+        #: state key → (home partition, state, the scorer it belongs to)
+        self.states: dict[str, tuple[int, AssetState, AssetScorer]] = {}
+        #: per ``event`` state: its clock, and the wall time its last point arrived
+        self.event_clocks: dict[str, EventTimeClock] = {}
+        self.last_arrival_ms: dict[str, int] = {}
+        #: per state, the anomalies it published lately: (wall ms, plain anomaly, the input
+        #: record whose batch published it, or None for a tick's)
+        self.recent: dict[str, list[tuple[int, dict[str, Any], Proof | None]]] = {}
+        #: anomalies of restored snapshots, to be published again with the next output
+        self.republish: list[tuple[int, Anomaly]] = []
+
+    # ------------------------------------------------------------------ durability
+
+    def checkpoint(self, tp: tuple[str, int]) -> int:
+        """How far the stored state reaches into an input partition (0: nothing known)."""
+        value = self.load(checkpoint_key(*tp))
+        return value if isinstance(value, int) else 0
+
+    def durable(self, proof: Proof | None) -> bool:
+        """Whether the batch that took ``proof``'s record had its output acknowledged (or the
+        glue said so: :meth:`acknowledge`)."""
+        if proof == ACKNOWLEDGED:
+            return True
+        return proof is not None and proof[2] < self.checkpoint((proof[0], proof[1]))
+
+    def published(self, key: str, anomaly: Anomaly, proof: Proof | None) -> None:
+        """The state ``key`` published ``anomaly`` in the batch that took ``proof`` (None: a tick)."""
+        self.recent.setdefault(key, []).append((self.wall.ms, anomaly_to_plain(anomaly), proof))
+
+    def acknowledge(self, anomalies: Iterable[Anomaly]) -> dict[str, tuple[int, Snapshot]]:
+        """The broker acknowledged these anomalies: mark them durable in their states; return
+        the snapshots to store again."""
+        out: dict[str, tuple[int, Snapshot]] = {}
+        for anomaly in anomalies:
+            key = state_key(anomaly.inference_id, anomaly.asset_id)
+            recent, held = self.recent.get(key), self.states.get(key)
+            if not recent or held is None:
+                continue
+            self.recent[key] = [(at, plain, ACKNOWLEDGED if plain.get("ts_ms") == anomaly.ts_ms
+                                 or proof == ACKNOWLEDGED else proof)
+                                for at, plain, proof in recent]
+            out[key] = (held[0], self.snapshot(key))
+        return out
+
+    def take_republish(self) -> list[tuple[int, Anomaly]]:
+        """The restored anomalies still to publish again (each handed out once)."""
+        out, self.republish = self.republish, []
+        return out
+
+    # ------------------------------------------------------------------ states
+
+    def get(self, key: str, partition: int, scorer: AssetScorer) -> AssetState:
+        """The state held for ``key``; restored (or begun) if not held for this scorer."""
+        held = self.states.get(key)
+        if held is not None and held[0] == partition and held[2] is scorer:
+            return held[1]
+        snap = self.load(key)
+        # alert groups outlive an epoch: a group open when the inference was paused resolves
+        # (the paused points count) instead of being forgotten
+        alert_states = snap.get("alerts", {}) if snap is not None else {}
+        earlier = None
+        if snap is not None and not scorer.owns(snap):
+            # another epoch's state: this one starts afresh (on the event clock, from where the
+            # earlier one stopped: AssetScorer.new_state)
+            earlier, snap = snap, None
+        state = scorer.restore(snap) if snap is not None else scorer.new_state(earlier)
+        self.states[key] = (partition, state, scorer)
+        if snap is not None and snap.get("recent_anomalies"):
+            # the crash window: the snapshot reached the changelog, its anomalies may not have
+            # reached their topic. Those of a batch whose checkpoint is past its input are
+            # durable (the checkpoint is written once the broker acknowledged the batch's
+            # output); the others are published again (keys are idempotent)
+            self.recent[key] = [(int(at), plain, proof) for at, plain, proof, *_ in
+                                ([*list(r), None] for r in snap["recent_anomalies"])]
+            self.republish += [(partition, anomaly_from_plain(plain))
+                               for _, plain, proof in self.recent[key] if not self.durable(proof)]
+        self.alerts.restore(key, scorer, alert_states)
+        if scorer.inference.clock == "event":
+            clock_state = snap.get("event_clock") if snap is not None else None
+            # pure event time; the idle rule is the engine's. A restart is not idleness: the
+            # idle timeout counts from now.
+            self.event_clocks[key] = EventTimeClock(self.wall, None, state=clock_state)
+            self.last_arrival_ms[key] = self.wall.ms
+        return state
+
+    def snapshot(self, key: str) -> Snapshot:
+        """Everything the state's future outputs depend on, as plain data (recent anomalies
+        older than the republish window are dropped)."""
+        snap = self.states[key][1].snapshot()
+        clock = self.event_clocks.get(key)
+        if clock is not None:
+            snap["event_clock"] = clock.snapshot()
+        alerts = self.alerts.snapshot(key)
+        if alerts:
+            snap["alerts"] = alerts
+        recent = self.recent.get(key)
+        if recent:
+            horizon = self.wall.ms - REPUBLISH_WINDOW_MS
+            recent[:] = [r for r in recent if r[0] >= horizon]
+            snap["recent_anomalies"] = [[at, plain, proof] for at, plain, proof in recent]
+        return snap
+
+    def forget(self, key: str) -> None:
+        """Drop the in-memory state (what is stored stays)."""
+        del self.states[key]
+        self.alerts.forget(key)
+        self.recent.pop(key, None)
+        self.event_clocks.pop(key, None)
+        self.last_arrival_ms.pop(key, None)
