@@ -233,6 +233,57 @@ class Mahalanobis:
                 out.append(min(2.0 * math.log(floor / spread), _FLAT_CAP))
         return out
 
+    @property
+    def batchable(self) -> bool:
+        """Whether :meth:`score_many` scores like :meth:`score_one` point after point: when
+        learning changes nothing (``alpha == 0``, the default), a point's score depends only
+        on the rows before it."""
+        return self.model.alpha == 0.0
+
+    def score_many(self, rows: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score the rows ``rows[at]``, each against the full window of the ``window_size`` rows
+        before it, in one go: the scores and the contributions (one row per point).
+
+        The same arithmetic as :meth:`score_one` (equal to rounding), valid while nothing is
+        learnt in between (:attr:`batchable`); every ``at`` must be ≥ ``window_size``.
+
+        >>> import numpy as np
+        >>> rows = np.random.default_rng(1).normal(size=(40, 2))
+        >>> det = MahalanobisModel.fit(rows, ("a", "b"), window_size=8).build()
+        >>> scores, parts = det.score_many(rows, np.arange(8, 40))
+        >>> one = det.score_one(tuple(rows[20]), SlidingWindow(8, 2, [tuple(r) for r in rows[12:20]]))
+        >>> bool(np.isclose(scores[12], one.score)), bool(np.allclose(parts[12], one.contributions))
+        (True, True)
+        """
+        model = self.model
+        size = model.window_size
+        d = rows.shape[1]
+        views = np.lib.stride_tricks.sliding_window_view(rows, size + 1, axis=0)[at - size]
+        m = views.mean(axis=2) if model.smooth else rows[at]
+        sd = np.sqrt(np.maximum(np.asarray(self.var), np.asarray(self._var_floor)))
+        z = (m - np.asarray(self.mean)) / sd
+        pz = z @ np.asarray(model.precision).T
+        zpz = z * pz
+        parts = np.maximum(zpz, 0.0)
+        score = np.sqrt(np.maximum(zpz.sum(axis=1), 0.0) / d)
+        if model.flat_range:
+            floor = np.asarray(model.flat_range)
+            spread = views.max(axis=2) - views.min(axis=2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                evidence = np.minimum(2.0 * np.log(floor / spread), _FLAT_CAP)
+            flat = np.where(
+                (floor <= _MIN_STD) | (spread >= floor), 0.0,
+                np.where(spread <= 0.0, _FLAT_CAP, evidence))
+            worst = flat.max(axis=1)
+            some = worst > 0.0
+            score = np.where(some, score + worst, score)
+            parts = np.where(some[:, None], parts / d + flat * flat, parts)
+        total = parts.sum(axis=1, keepdims=True)
+        ok = (total > 0) & np.isfinite(total)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            contributions = np.where(ok, parts / total, 1.0 / d)
+        return score, contributions
+
     def learn_one(self, x: Sequence[float], window: SlidingWindow) -> None:
         a = self.model.alpha
         if a == 0.0:
