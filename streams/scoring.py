@@ -238,8 +238,10 @@ class AssetScorer:
             last = row
         if pending:
             history = np.array([*window, *rows], dtype=float)
-            at = np.fromiter((n0 + i for _, i, _, _ in pending), dtype=np.intp, count=len(pending))
-            scores, contributions = state.detector.score_many(history, at)  # type: ignore[attr-defined]
+            # the points to score are the last rows: once the window is full and the start
+            # passed (time only goes forward here), every later row is scored
+            first = n0 + pending[0][1]
+            scores, contributions = state.detector.score_many(history, first)  # type: ignore[attr-defined]
             self._outcomes_of(pending, scores.tolist(), contributions.tolist(), outcomes)
             state.scored += len(pending)
         for row in rows:

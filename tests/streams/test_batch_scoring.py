@@ -141,10 +141,10 @@ def test_the_batch_path_is_taken_and_finds_the_spike(monkeypatch: pytest.MonkeyP
     calls: list[int] = []
     original = Mahalanobis.score_many
 
-    def counting(self: Mahalanobis, history: np.ndarray, at: np.ndarray
+    def counting(self: Mahalanobis, history: np.ndarray, first: int
                  ) -> tuple[np.ndarray, np.ndarray]:
-        calls.append(len(at))
-        return original(self, history, at)
+        calls.append(len(history) - first)
+        return original(self, history, first)
 
     monkeypatch.setattr(Mahalanobis, "score_many", counting)
     outcomes = scorer.finalise(state, 10**9)
