@@ -244,8 +244,7 @@ class AssetScorer:
             scores, contributions = state.detector.score_many(history, first)  # type: ignore[attr-defined]
             self._outcomes_of(pending, scores.tolist(), contributions.tolist(), outcomes)
             state.scored += len(pending)
-        for row in rows:
-            window.push(row)
+        window.extend(rows)
         state.last_ts_ms = last_ts
         return outcomes  # type: ignore[return-value]  # every None was replaced
 
