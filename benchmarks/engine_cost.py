@@ -9,16 +9,18 @@ by-asset routing delivers them). The timed part is only :meth:`streams.engine.En
 over batches of messages (as a consumer hands them over) and a final :meth:`~Engine.tick`,
 with an event-clock inference of the ``auto`` model (Mahalanobis, window 16) trained as
 benchmarks/pipeline.py trains it. Prints points/s, µs/point (the best of ``--repeat`` runs,
-each on a fresh engine) and the process's peak RSS, as a Markdown table.
+each on a fresh engine) and the process's memory, as a Markdown table: its resident set
+(VmRSS) with the input built, before and after the timed runs (what the engines keep), and its
+peak (VmHWM: building the input of the 1-reading workload dominates it).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
-import resource
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from streams.codec import encode_telemetry
 from streams.engine import Engine, Message
@@ -104,16 +106,25 @@ def main(argv: list[str] | None = None) -> None:
         workloads = [w for w in workloads if w[1] == int(args.only)]
     print(f"engine_cost: {args.assets} assets × {len(SIGNALS)} signals × {args.points} points, "
           f"python {platform.python_version()}, {platform.machine()}\n")
-    print("| workload | points | best s | points/s | µs/point | anomalies |")
-    print("|---|--:|--:|--:|--:|--:|")
+    print("| workload | points | best s | points/s | µs/point | anomalies | RSS MB before → after |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
     for name, per_message, batch in workloads:
         msgs = messages(args.assets, args.points, per_message)
+        before = rss_mb("VmRSS")
         best = min((run(model, msgs, total, batch, name) for _ in range(args.repeat)),
                    key=lambda r: r.seconds)
         print(f"| {name} | {best.points:,} | {best.seconds:.2f} | {best.points / best.seconds:,.0f}"
-              f" | {best.us_per_point:.2f} | {best.anomalies} |")
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS {rss_mb:.0f} MB")
+              f" | {best.us_per_point:.2f} | {best.anomalies} | {before:.0f} → {rss_mb('VmRSS'):.0f} |")
+        del msgs
+    print(f"\npeak RSS (VmHWM) {rss_mb('VmHWM'):.0f} MB")
+
+
+def rss_mb(field: str) -> float:
+    """This process's ``VmRSS`` or ``VmHWM``, in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":
