@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -80,9 +80,12 @@ class AssetState:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one point."""
+class Outcome(NamedTuple):
+    """What happened to one point.
+
+    A named tuple: immutable, and built for every point about twice as fast as a frozen
+    dataclass (that cost showed in profiles of the hot path).
+    """
 
     kind: OutcomeKind
     ts_ms: int

@@ -32,7 +32,7 @@ One asset, ``previous`` fill, points arriving out of order, one slot missing:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.fill import FILL_METHODS, FillMethod, fill
 from streams.records import Reading
@@ -120,9 +120,11 @@ class Duplicate:
 AddOutcome = Accepted | Late | Duplicate
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """A finalised slot with a point to score: the real one, or one made by the fill method."""
+class Slot(NamedTuple):
+    """A finalised slot with a point to score: the real one, or one made by the fill method.
+
+    A named tuple (immutable, and built per point about twice as fast as a frozen dataclass).
+    """
 
     slot_ms: int
     reading: Reading
