@@ -320,13 +320,18 @@ class AssetWatermark:
             return []
         upto_ms = last_due_slot_ms(now_ms, cfg.interval_ms, cfg.delay_ms)
         out: list[SlotOutput] = []
-        for slot in sorted(s for s in self._pending if s <= upto_ms):
-            reading = self._pending.pop(slot)
-            if self._last is not None:
+        step = cfg.interval_ms
+        pending = self._pending
+        # the slot right after the last real point's: nothing missing between (no run to close)
+        follows = None if self._last is None else cfg.slot_of(self._last.ts_ms) + step
+        for slot in sorted(s for s in pending if s <= upto_ms):
+            reading = pending.pop(slot)
+            if self._last is not None and (slot != follows or self._gap_to_ms is not None):
                 out.extend(self._close_run(slot, reading))
             out.append(Slot(slot, reading))
             self._last = reading
             self._gap_to_ms = None
+            follows = slot + step
         if self._watermark_ms is None or upto_ms > self._watermark_ms:
             self._watermark_ms = upto_ms
         if self._last is not None and self._gap_to_ms is None:
