@@ -36,12 +36,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
 from streams.calibration import is_anomalous, threshold_for
 from streams.detectors import OnlineDetector
+from streams.detectors.base import BatchDetector
 from streams.inference import InferenceConfig
 from streams.model import Model
 from streams.records import Anomaly, Reading
@@ -244,7 +245,8 @@ class AssetScorer:
             # the points to score are the last rows: once the window is full and the start
             # passed (time only goes forward here), every later row is scored
             first = n0 + pending[0][1]
-            scores, contributions = state.detector.score_many(history, first)  # type: ignore[attr-defined]
+            detector = cast(BatchDetector, state.detector)  # batchable: finalise checked
+            scores, contributions = detector.score_many(history, first)
             self._outcomes_of(pending, scores.tolist(), contributions.tolist(), outcomes)
             state.scored += len(pending)
         window.extend(rows)
