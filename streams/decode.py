@@ -154,6 +154,34 @@ _KNOWN_ASSET_IDS: set[str] = set()  # memo of ids that passed; a set lookup beat
 _KNOWN_ASSET_IDS_MAX = 32_768
 
 
+_KNOWN_SIGNAL_NAMES: set[str] = set()  # memo of signal names that passed
+_KNOWN_SIGNAL_NAMES_MAX = 4_096
+_FLOAT_ONLY = frozenset((float,))
+
+
+def _check_signals(signals: dict[Any, Any]) -> bool:
+    """Check every signal's name and value against the schema (raise if one breaks it);
+    whether the values are all floats already (else ints and nulls are to convert).
+
+    >>> _check_signals({"temp": 1.0}), _check_signals({"temp": 1, "vib": None})
+    (True, False)
+    """
+    clean = True
+    for name, value in signals.items():
+        value_type = type(value)
+        if value_type is not float:
+            if value_type is int or value is None:
+                clean = False
+            else:
+                raise _schema_error()
+        if not _SIGNAL_NAME_MIN <= len(name) <= _SIGNAL_NAME_MAX:
+            raise _schema_error()
+    if len(_KNOWN_SIGNAL_NAMES) + len(signals) > _KNOWN_SIGNAL_NAMES_MAX:
+        _KNOWN_SIGNAL_NAMES.clear()
+    _KNOWN_SIGNAL_NAMES.update(signals)
+    return clean
+
+
 def _asset_id_ok(asset_id: str) -> bool:
     if asset_id in _KNOWN_ASSET_IDS:
         return True
@@ -363,16 +391,11 @@ def _readings(
         n_signals = len(signals)
         if n_signals < _SIGNALS_MIN:
             raise _schema_error()
-        clean = True
-        for name, value in signals.items():
-            value_type = type(value)
-            if value_type is not float:
-                if value_type is int or value is None:
-                    clean = False
-                else:
-                    raise _schema_error()
-            if not _SIGNAL_NAME_MIN <= len(name) <= _SIGNAL_NAME_MAX:
-                raise _schema_error()
+        # the common case in two C-level checks: names seen before, every value a float
+        clean = signals.keys() <= _KNOWN_SIGNAL_NAMES and _FLOAT_ONLY.issuperset(
+            map(type, signals.values()))
+        if not clean:
+            clean = _check_signals(signals)
         if not lo <= ts_ms < hi:
             reason = _range_reason(ts_ms, limits)
             raise _ReadingError(reason, schema=False, asset_id=asset_id, index=index)

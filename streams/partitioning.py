@@ -14,6 +14,8 @@ producer with another partitioner) is forwarded to its home partition before it 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 
@@ -55,8 +57,16 @@ def murmur2(data: bytes) -> int:
     return _signed(h)
 
 
+#: how many (asset, partition count) homes are remembered: a worker's assets, many times over
+HOME_CACHE_SIZE = 1 << 16
+
+
+@lru_cache(maxsize=HOME_CACHE_SIZE)
 def home_partition(asset_id: str, partitions: int) -> int:
     """The partition an asset's state and outputs live in (Kafka's ``toPositive(murmur2) % n``).
+
+    Asked for every reading, so remembered per asset (bounded: least recently used first out);
+    the pure-Python hash is computed once per asset, not once per reading.
 
     >>> [home_partition(a, 4) for a in ("pump-1", "pump-2", "pump-3")]
     [3, 3, 0]

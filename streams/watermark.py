@@ -32,7 +32,7 @@ One asset, ``previous`` fill, points arriving out of order, one slot missing:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.fill import FILL_METHODS, FillMethod, fill
 from streams.records import Reading
@@ -120,9 +120,11 @@ class Duplicate:
 AddOutcome = Accepted | Late | Duplicate
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """A finalised slot with a point to score: the real one, or one made by the fill method."""
+class Slot(NamedTuple):
+    """A finalised slot with a point to score: the real one, or one made by the fill method.
+
+    A named tuple (immutable, and built per point about twice as fast as a frozen dataclass).
+    """
 
     slot_ms: int
     reading: Reading
@@ -318,13 +320,18 @@ class AssetWatermark:
             return []
         upto_ms = last_due_slot_ms(now_ms, cfg.interval_ms, cfg.delay_ms)
         out: list[SlotOutput] = []
-        for slot in sorted(s for s in self._pending if s <= upto_ms):
-            reading = self._pending.pop(slot)
-            if self._last is not None:
+        step = cfg.interval_ms
+        pending = self._pending
+        # the slot right after the last real point's: nothing missing between (no run to close)
+        follows = None if self._last is None else cfg.slot_of(self._last.ts_ms) + step
+        for slot in sorted(s for s in pending if s <= upto_ms):
+            reading = pending.pop(slot)
+            if self._last is not None and (slot != follows or self._gap_to_ms is not None):
                 out.extend(self._close_run(slot, reading))
             out.append(Slot(slot, reading))
             self._last = reading
             self._gap_to_ms = None
+            follows = slot + step
         if self._watermark_ms is None or upto_ms > self._watermark_ms:
             self._watermark_ms = upto_ms
         if self._last is not None and self._gap_to_ms is None:

@@ -37,6 +37,15 @@ class SlidingWindow:
     def push(self, row: Row) -> None:
         self._rows.append(row)
 
+    def extend(self, rows: Sequence[Row]) -> None:
+        """Push ``rows`` in order (the oldest fall out).
+
+        >>> w = SlidingWindow(2, 1, [(0.0,)])
+        >>> w.extend([(1.0,), (2.0,)]); w.rows()
+        [(1.0,), (2.0,)]
+        """
+        self._rows.extend(rows)
+
     @property
     def full(self) -> bool:
         return len(self._rows) == self.size

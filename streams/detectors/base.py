@@ -40,6 +40,19 @@ class OnlineDetector(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
 
+class BatchDetector(OnlineDetector, Protocol):
+    """An online detector that can also score many points at once (streams/scoring.py uses
+    it when ``batchable``: learning would change nothing between the points)."""
+
+    @property
+    def batchable(self) -> bool: ...
+
+    def score_many(self, rows: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and contributions of ``rows[first:]``, each against the ``window_size``
+        rows before it."""
+        ...
+
+
 class DetectorModel(Protocol):
     """The fitted, frozen part of a detector, shared by all assets of an inference."""
 

@@ -59,6 +59,7 @@ _REL_MIN_STD = 1e-6  # a signal constant in training gets σ = 1e-6 · max(1, |�
 _VAR_FLOOR_FACTOR = 0.5
 _FLAT_QUANTILE = 0.001
 _FLAT_CAP = 20.0
+_TINY = 1e-300
 
 
 def flat_floor(rows: np.ndarray, window_size: int, q: float = _FLAT_QUANTILE,
@@ -178,7 +179,7 @@ class MahalanobisModel:
 class Mahalanobis:
     """Per-asset online part: the slowly adapted reference mean and variance of each signal."""
 
-    __slots__ = ("_var_floor", "mean", "model", "var")
+    __slots__ = ("_np", "_var_floor", "mean", "model", "var")
 
     def __init__(self, model: MahalanobisModel, mean: list[float], var: list[float]) -> None:
         self.model = model
@@ -186,6 +187,7 @@ class Mahalanobis:
         self.var = var
         # adaptation may narrow a signal's σ to half the fitted one, never to 0
         self._var_floor = [(_VAR_FLOOR_FACTOR * s) ** 2 for s in model.std]
+        self._np: tuple[np.ndarray, ...] | None = None
 
     def score_one(self, x: Sequence[float], window: SlidingWindow) -> DetectorScore:
         model = self.model
@@ -232,6 +234,74 @@ class Mahalanobis:
             else:
                 out.append(min(2.0 * math.log(floor / spread), _FLAT_CAP))
         return out
+
+    @property
+    def batchable(self) -> bool:
+        """Whether :meth:`score_many` scores like :meth:`score_one` point after point: when
+        learning changes nothing (``alpha == 0``, the default), a point's score depends only
+        on the rows before it."""
+        return self.model.alpha == 0.0
+
+    def score_many(self, rows: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Score every row of ``rows`` from ``first`` on, each against the full window of the
+        ``window_size`` rows before it, in one go: the scores and the contributions (one row
+        per point).
+
+        The same arithmetic as :meth:`score_one` (equal to rounding), valid while nothing is
+        learnt in between (:attr:`batchable`); ``first`` must be ≥ ``window_size`` and ``rows``
+        a C-contiguous float array.
+
+        >>> import numpy as np
+        >>> rows = np.random.default_rng(1).normal(size=(40, 2))
+        >>> det = MahalanobisModel.fit(rows, ("a", "b"), window_size=8).build()
+        >>> scores, parts = det.score_many(rows, 8)
+        >>> one = det.score_one(tuple(rows[20]), SlidingWindow(8, 2, [tuple(r) for r in rows[12:20]]))
+        >>> bool(np.isclose(scores[12], one.score)), bool(np.allclose(parts[12], one.contributions))
+        (True, True)
+        """
+        model = self.model
+        size = model.window_size
+        n, d = rows.shape
+        k = n - first
+        mean, sd, precision_t, floor = self._arrays()
+        if model.smooth or model.flat_range:
+            # (k, size + 1, d): the window and the point of every point scored, a view
+            s0, s1 = rows.strides
+            views = np.ndarray((k, size + 1, d), rows.dtype, rows, (first - size) * s0,
+                               (s0, s0, s1))
+        m = views.mean(axis=1) if model.smooth else rows[first:]
+        z = (m - mean) / sd
+        zpz = z * (z @ precision_t)
+        parts = np.maximum(zpz, 0.0)
+        score = np.sqrt(np.maximum(zpz.sum(axis=1), 0.0) / d)
+        if model.flat_range:
+            spread = views.max(axis=1) - views.min(axis=1)
+            # a range at or above the floor gives log ≤ 0, clipped to 0; an exactly flat
+            # window gives floor / tiny, its log beyond the cap; a signal without a floor has
+            # a tiny one here (never above the range)
+            flat = np.clip(2.0 * np.log(floor / np.maximum(spread, _TINY)), 0.0, _FLAT_CAP)
+            worst = flat.max(axis=1)
+            some = worst > 0.0
+            if some.any():
+                score = np.where(some, score + worst, score)
+                parts = np.where(some[:, None], parts / d + flat * flat, parts)
+        total = parts.sum(axis=1, keepdims=True)
+        ok = (total > 0) & np.isfinite(total)
+        contributions = np.divide(parts, total, out=np.full_like(parts, 1.0 / d), where=ok)
+        return score, contributions
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        """The constant arrays :meth:`score_many` needs (computed once; nothing is learnt)."""
+        if self._np is None:
+            model = self.model
+            floor = np.asarray(model.flat_range or (0.0,) * len(model.std))
+            self._np = (
+                np.asarray(self.mean),
+                np.sqrt(np.maximum(np.asarray(self.var), np.asarray(self._var_floor))),
+                np.asarray(model.precision).T.copy(),
+                np.where(floor <= _MIN_STD, _TINY, floor),
+            )
+        return self._np
 
     def learn_one(self, x: Sequence[float], window: SlidingWindow) -> None:
         a = self.model.alpha
