@@ -426,7 +426,8 @@ class Engine:
                     except Exception as exc:  # one inference's fault must not stop the others
                         out.failures[inference_id] = _describe(exc)
                         continue
-                    if isinstance(added, Late) and redelivered:
+                    if isinstance(added, Late) and (redelivered or
+                                                    self.store.has_taken(key, tp, msg.offset)):
                         added = Duplicate(reading, reading.ts_ms, added.slot_ms)
                     if isinstance(added, Late):
                         counts["late"] += 1
@@ -438,6 +439,7 @@ class Engine:
                         out.by_inference[(inference_id, "duplicate")] += 1
                     touched[key] = (home, scorer)
                     self._touched_by[key] = proof
+                    self.store.took(key, tp, msg.offset)
                     clock = event_clocks.get(key)
                     if clock is not None:
                         clock.observe(reading.ts_ms)

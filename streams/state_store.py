@@ -99,6 +99,10 @@ class StateStore:
         self.recent: dict[str, list[tuple[int, dict[str, Any], Proof | None]]] = {}
         #: anomalies of restored snapshots, to be published again with the next output
         self.republish: list[tuple[int, Anomaly]] = []
+        #: per state, the last input offset of each (topic, partition) it took a point from:
+        #: stored with the state itself, so a record re-delivered after a crash is known as
+        #: taken even when the partition's checkpoint (written after the state) was lost
+        self.taken: dict[str, dict[tuple[str, int], int]] = {}
 
     # ------------------------------------------------------------------ durability
 
@@ -133,6 +137,25 @@ class StateStore:
             out[key] = (held[0], self.snapshot(key))
         return out
 
+    def took(self, key: str, tp: tuple[str, int], offset: int) -> None:
+        """The state ``key`` took a point of the record at ``offset`` of ``tp`` (a re-delivered
+        record, earlier in the log, leaves the furthest offset as it is)."""
+        taken = self.taken.setdefault(key, {})
+        if offset > taken.get(tp, -1):
+            taken[tp] = offset
+
+    def has_taken(self, key: str, tp: tuple[str, int], offset: int) -> bool:
+        """Whether the record at ``offset`` of ``tp`` is at or before the last this state took:
+        the log is read in order, so such a record reached this state before (re-delivered).
+
+        >>> store = StateStore(lambda k: None, None)  # type: ignore[arg-type]
+        >>> store.took("i/a", ("t", 0), 41)
+        >>> store.has_taken("i/a", ("t", 0), 41), store.has_taken("i/a", ("t", 0), 42)
+        (True, False)
+        """
+        last = self.taken.get(key, {}).get(tp)
+        return last is not None and offset <= last
+
     def take_republish(self) -> list[tuple[int, Anomaly]]:
         """The restored anomalies still to publish again (each handed out once)."""
         out, self.republish = self.republish, []
@@ -166,6 +189,8 @@ class StateStore:
             self.republish += [(partition, anomaly_from_plain(plain))
                                for _, plain, proof in self.recent[key] if not self.durable(proof)]
         self.alerts.restore(key, scorer, alert_states)
+        if snap is not None and snap.get("taken"):
+            self.taken[key] = {(str(t), int(p)): int(o) for t, p, o in snap["taken"]}
         if scorer.inference.clock == "event":
             clock_state = snap.get("event_clock") if snap is not None else None
             # pure event time; the idle rule is the engine's. A restart is not idleness: the
@@ -184,6 +209,9 @@ class StateStore:
         alerts = self.alerts.snapshot(key)
         if alerts:
             snap["alerts"] = alerts
+        taken = self.taken.get(key)
+        if taken:
+            snap["taken"] = [[t, p, o] for (t, p), o in taken.items()]
         recent = self.recent.get(key)
         if recent:
             horizon = self.wall.ms - REPUBLISH_WINDOW_MS
@@ -196,5 +224,6 @@ class StateStore:
         del self.states[key]
         self.alerts.forget(key)
         self.recent.pop(key, None)
+        self.taken.pop(key, None)
         self.event_clocks.pop(key, None)
         self.last_arrival_ms.pop(key, None)

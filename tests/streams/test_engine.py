@@ -42,6 +42,23 @@ def pump(points: int = 80, fault_at: int = 50) -> list[Reading]:
                           faults=[Fault("p", "spike", fault_at, 1)]).readings
 
 
+def test_a_record_at_or_before_the_last_one_a_state_took_is_a_redelivery_not_late(
+        model: Model) -> None:
+    """Its partition's checkpoint is written after the state: a crash between the two must
+    not turn the re-delivered records into late ones (the chaos suite found it)."""
+    readings = pump(30)
+    first = engine(model)
+    first.process_batch([msg([r], offset=i) for i, r in enumerate(readings)], now_ms=0)
+    # what the changelog holds: the states, but no checkpoint (lost in the crash)
+    stored = {k: first.store.snapshot(k) for k in first.states}
+    again = Engine([AssetScorer(first.scorers[0].inference, model)], load=stored.get, partitions=1)
+    out = again.process_batch([msg([r], offset=i) for i, r in enumerate(readings[:5])], now_ms=0)
+    assert (out.counts["late"], out.counts["duplicate"]) == (0, 5)
+    # a record after the last one taken, for a finalised slot, is late all the same
+    late_point = Reading("p", T0 + 3 * S, {s: 1.0 for s in SIGNALS})
+    assert again.process_batch([msg([late_point], offset=30)], now_ms=0).counts["late"] == 1
+
+
 def test_points_out_of_order_before_they_are_due_score_as_in_order(model: Model) -> None:
     readings = pump()
     shuffled = list(readings)
@@ -60,8 +77,9 @@ def test_the_spike_is_an_anomaly_and_batching_changes_nothing(model: Model) -> N
 def test_a_point_whose_slot_was_finalised_is_late_and_not_scored(model: Model) -> None:
     e = engine(model)
     readings = pump(30)
-    e.process_batch([msg([r]) for r in readings], now_ms=0)
-    out = e.process_batch([msg([Reading("p", T0 + 3 * S, {s: 1.0 for s in SIGNALS})])], now_ms=0)
+    e.process_batch([msg([r], offset=i) for i, r in enumerate(readings)], now_ms=0)
+    late_point = Reading("p", T0 + 3 * S, {s: 1.0 for s in SIGNALS})
+    out = e.process_batch([msg([late_point], offset=len(readings))], now_ms=0)
     assert out.counts["late"] == 1 and out.counts["scored"] == 0
     (partition, inference_id, late), = out.late
     assert (partition, inference_id, late.slot_ms) == (0, "inf", T0 + 3 * S)
