@@ -563,6 +563,10 @@ class Engine:
             out.correlation += [(a.inference_id, a) for _, a in republish
                                 if (s := self.scorer(a.inference_id)) is not None and s.correlates]
             out.counts["republished"] += len(republish)
+        republish_alerts = self.store.take_republish_alerts()
+        if republish_alerts:
+            out.alerts += republish_alerts
+            out.counts["republished_alerts"] += len(republish_alerts)
         for key, (home, scorer) in items.items():
             inference = scorer.inference
             try:
@@ -619,8 +623,11 @@ class Engine:
                 counts["gap_points"] += outcome.gap.points
                 out.gaps.append((home, inference_id, key, outcome.gap))
         if outcomes:
-            out.alerts += self.alert_publisher.publish(key, home, scorer, outcomes,
-                                                       state.watermark.watermark_ms)
+            published = self.alert_publisher.publish(key, home, scorer, outcomes,
+                                                     state.watermark.watermark_ms)
+            for _, alert, hooks in published:
+                self.store.published_alert(key, alert, hooks, self._touched_by.get(key))
+            out.alerts += published
         if outcomes or always_snapshot:
             out.snapshots[key] = (home, self.store.snapshot(key))
 

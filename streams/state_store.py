@@ -42,7 +42,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from streams.alert_codec import alert_record
 from streams.alert_publishing import AlertPublisher
+from streams.alerts import Alert
 from streams.checkpoint import checkpoint_key
 from streams.clock import EventTimeClock
 from streams.records import Anomaly, anomaly_from_plain, anomaly_to_plain
@@ -99,6 +101,10 @@ class StateStore:
         self.recent: dict[str, list[tuple[int, dict[str, Any], Proof | None]]] = {}
         #: anomalies of restored snapshots, to be published again with the next output
         self.republish: list[tuple[int, Anomaly]] = []
+        #: per state and alert id, the latest alert record it published lately: (wall ms,
+        #: plain alert, hooks, proof) — republished like anomalies when not proved durable
+        self.recent_alerts: dict[str, dict[str, tuple[int, dict[str, Any], list[str], Proof | None]]] = {}
+        self.republish_alerts: list[tuple[int, Alert, tuple[str, ...]]] = []
         #: per state, the last input offset of each (topic, partition) it took a point from:
         #: stored with the state itself, so a record re-delivered after a crash is known as
         #: taken even when the partition's checkpoint (written after the state) was lost
@@ -135,6 +141,19 @@ class StateStore:
                                  or proof == ACKNOWLEDGED else proof)
                                 for at, plain, proof in recent]
             out[key] = (held[0], self.snapshot(key))
+        return out
+
+    def published_alert(self, key: str, alert: Alert, hooks: tuple[str, ...],
+                        proof: Proof | None) -> None:
+        """The state ``key`` published ``alert`` (the group's latest record) in the batch that
+        took ``proof``; only the latest record of each group is kept (an earlier one published
+        again would overwrite it)."""
+        self.recent_alerts.setdefault(key, {})[alert.alert_id] = (
+            self.wall.ms, _alert_to_plain(alert), list(hooks), proof)
+
+    def take_republish_alerts(self) -> list[tuple[int, Alert, tuple[str, ...]]]:
+        """The restored alert records still to publish again (each handed out once)."""
+        out, self.republish_alerts = self.republish_alerts, []
         return out
 
     def took(self, key: str, tp: tuple[str, int], offset: int) -> None:
@@ -189,6 +208,15 @@ class StateStore:
             self.republish += [(partition, anomaly_from_plain(plain))
                                for _, plain, proof in self.recent[key] if not self.durable(proof)]
         self.alerts.restore(key, scorer, alert_states)
+        if snap is not None and snap.get("recent_alerts"):
+            # the same crash window for alert records: a group's latest record not proved
+            # durable is published again (the record key is the group's id; its notification
+            # id is recognised by the hook outbox, so no hook is called twice)
+            self.recent_alerts[key] = {plain["alert_id"]: (int(at), plain, list(hooks), proof)
+                                       for at, plain, hooks, proof in snap["recent_alerts"]}
+            self.republish_alerts += [(partition, _alert_from_plain(plain), tuple(hooks))
+                                      for _, plain, hooks, proof in self.recent_alerts[key].values()
+                                      if not self.durable(proof)]
         if snap is not None and snap.get("taken"):
             self.taken[key] = {(str(t), int(p)): int(o) for t, p, o in snap["taken"]}
         if scorer.inference.clock == "event":
@@ -209,6 +237,14 @@ class StateStore:
         alerts = self.alerts.snapshot(key)
         if alerts:
             snap["alerts"] = alerts
+        alerts_sent = self.recent_alerts.get(key)
+        if alerts_sent:
+            horizon = self.wall.ms - REPUBLISH_WINDOW_MS
+            for alert_id in [a for a, r in alerts_sent.items() if r[0] < horizon]:
+                del alerts_sent[alert_id]
+            if alerts_sent:
+                snap["recent_alerts"] = [[at, plain, hooks, proof]
+                                         for at, plain, hooks, proof in alerts_sent.values()]
         taken = self.taken.get(key)
         if taken:
             snap["taken"] = [[t, p, o] for (t, p), o in taken.items()]
@@ -225,5 +261,30 @@ class StateStore:
         self.alerts.forget(key)
         self.recent.pop(key, None)
         self.taken.pop(key, None)
+        self.recent_alerts.pop(key, None)
         self.event_clocks.pop(key, None)
         self.last_arrival_ms.pop(key, None)
+
+
+def _alert_to_plain(alert: Alert) -> dict[str, Any]:
+    """An alert as plain data, with what its notification needs (``notify``, anomalies)."""
+    return {**alert_record(alert), "notify": alert.notify,
+            "anomalies": [anomaly_to_plain(a) for a in alert.anomalies]}
+
+
+def _alert_from_plain(plain: dict[str, Any]) -> Alert:
+    """The alert :func:`_alert_to_plain` made.
+
+    >>> from streams.alerts import Alert
+    >>> a = Alert("id1", "cfg", "inf", ("p1",), 7, 9, 2, 0.5, ("t",), "open", True)
+    >>> _alert_from_plain(_alert_to_plain(a)) == a
+    True
+    """
+    return Alert(
+        alert_id=str(plain["alert_id"]), alert_config=str(plain["alert_config"]),
+        inference_id=str(plain["inference_id"]), assets=tuple(plain["assets"]),
+        first_ts_ms=int(plain["first_ts"]), last_ts_ms=int(plain["last_ts"]),
+        anomaly_count=int(plain["anomaly_count"]), max_severity=float(plain["max_severity"]),
+        top_signals=tuple(plain["top_signals"]), state=plain["state"],
+        notify=bool(plain.get("notify", False)),
+        anomalies=tuple(anomaly_from_plain(a) for a in plain.get("anomalies", ())))
