@@ -311,10 +311,10 @@ def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
     >>> c = Command("c9", "replay", "inf", {"start": 0, "end": 2_000_000}, 0, "cli")
     >>> d = decide(st, c, StaticCatalog(), 5, replay=ReplayContext(1_000, 3_000_000))
     >>> d.accepted, d.replay.replay_id, d.replay.total, d.state
-    (True, 'inf/replay/c9', 2000, None)
+    (True, 'inf/replay/0-2000000', 2000, None)
     >>> decide(st, c, StaticCatalog(), 5,
     ...        replay=ReplayContext(1_000, 3_000_000, running=d.replay)).reason
-    'a replay of inf is already accepted: inf/replay/c9 (0/2000 points); one replay at a time'
+    'a replay of inf is already accepted: inf/replay/0-2000000 (0/2000 points); one replay at a time'
     """
     name, status = current.inference_id, current.status
     if status != "Active":
@@ -341,7 +341,7 @@ def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
         total = check_range(start, end, ctx.interval_ms, ctx.finalised_ms)
     except ValueError as exc:
         return _reject(cmd, f"replay: {exc}", now_ms)
-    state = ReplayState.accepted(replay_id_of(name, cmd.command_id), name, start, end, total, now_ms)
+    state = ReplayState.accepted(replay_id_of(name, start, end), name, start, end, total, now_ms)
     return Decision(cmd, True, f"replay {state.replay_id} accepted: [{start}, {end}), {total} "
                     "points; progress on the status topic", now_ms, replay=state)
 

@@ -27,13 +27,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
-from streams.records import anomaly_key
+from streams.records import Anomaly, Reading, anomaly_key
+from streams.scoring import AssetScorer, AssetState
 
 #: The most data points (range / Δ) one replay may cover (SPEC §6).
 MAX_REPLAY_POINTS: Final = 2_000
 
 ReplayStatus = Literal["Accepted", "Running", "Succeeded", "Failed"]
 TERMINAL: Final = ("Succeeded", "Failed")
+#: A time after every slot: finalising at it scores everything pending.
+FOREVER_MS: Final = 2**62
 
 
 def replay_points(start_ms: int, end_ms: int, interval_ms: int) -> int:
@@ -145,13 +148,55 @@ def latest_standing(records: Iterable[tuple[str, bool]]) -> set[str]:
     return standing
 
 
-def replay_id_of(inference_id: str, command_id: str) -> str:
-    """A replay's id: the inference's name and the accepting command's id.
+def replay_id_of(inference_id: str, start_ms: int, end_ms: int) -> str:
+    """A replay's id: the inference and the range. Deterministic, so the anomalies a replay
+    republishes (their ``replay_id``) are the same records when the same range is replayed
+    again: replaying twice leaves the topic as replaying once.
 
-    >>> replay_id_of("inf", "c7")
-    'inf/replay/c7'
+    >>> replay_id_of("inf", 0, 5000)
+    'inf/replay/0-5000'
     """
-    return f"{inference_id}/replay/{command_id}"
+    return f"{inference_id}/replay/{start_ms}-{end_ms}"
+
+
+def range_scorer(scorer: AssetScorer, start_ms: int) -> AssetScorer:
+    """A scorer like the live one (settings, model, epoch) that starts scoring at ``start_ms``:
+    its fresh states take the points before ``start_ms`` into the window only, as a live start
+    pre-fills, and the live scorer's states are never touched."""
+    return AssetScorer(replace(scorer.inference, start_ms=start_ms), scorer.model, scorer.epoch)
+
+
+def score_range(scorer: AssetScorer, readings: Iterable[Reading], start_ms: int, end_ms: int,
+                replay_id: str) -> tuple[list[Anomaly], int]:
+    """Score ``[start, end)`` from scratch: ``(anomalies, points done)``.
+
+    ``readings``: the inference's readings from ``scorer.history_from_ms(start_ms)`` up to
+    ``end_ms`` (others are ignored), any order; each asset gets a fresh state of
+    :func:`range_scorer`, the points go through the same slots (fill, gaps, duplicates) as
+    live, and every slot before ``end_ms`` is finalised. The anomalies carry ``replay_id``
+    (so no alert is raised for them, :mod:`streams.alerts`).
+    """
+    rs = range_scorer(scorer, start_ms)
+    wanted = scorer.inference.assets
+    first = rs.history_from_ms(start_ms)
+    states: dict[str, AssetState] = {}
+    for r in sorted(readings, key=lambda r: (r.asset_id, r.ts_ms)):
+        if not first <= r.ts_ms < end_ms or (wanted and r.asset_id not in wanted):
+            continue
+        state = states.get(r.asset_id)
+        if state is None:
+            state = states[r.asset_id] = rs.new_state()
+        rs.accept(state, r)
+    anomalies: list[Anomaly] = []
+    done = 0
+    for asset in sorted(states):
+        for out in rs.finalise(states[asset], FOREVER_MS):
+            if not start_ms <= out.ts_ms < end_ms:
+                continue
+            done += out.kind == "scored"
+            if out.anomaly is not None:
+                anomalies.append(replace(out.anomaly, replay_id=replay_id))
+    return anomalies, done
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,4 +298,5 @@ class ReplayState:
 
 
 __all__ = ["MAX_REPLAY_POINTS", "ReplayState", "anomaly_key", "check_range", "keys_to_tombstone",
-           "latest_standing", "parse_anomaly_key", "replay_id_of", "replay_points"]
+           "latest_standing", "parse_anomaly_key", "range_scorer", "replay_id_of", "replay_points",
+           "score_range"]

@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import pytest
 
+from streams.codec import encode_telemetry
 from streams.control import Command, InferenceState, ReplayContext, StaticCatalog, decide
+from streams.engine import Engine, Message
 from streams.inference import InferenceConfig
+from streams.model import Model
+from streams.records import Reading
 from streams.replay import (
     MAX_REPLAY_POINTS,
     ReplayState,
     check_range,
     keys_to_tombstone,
     latest_standing,
+    score_range,
 )
+from streams.scoring import AssetScorer
+from streams.simulate import Fault, generate_fleet
 
 DELTA = 1_000
 NOW = 1_767_225_600_000
@@ -72,7 +79,7 @@ def test_a_paused_or_unknown_inference_cannot_replay() -> None:
 def test_an_accepted_replay_leaves_the_inference_state_alone() -> None:
     d = decide(ACTIVE, replay_cmd(1_000, 3_000), StaticCatalog(), NOW, replay=CTX)
     assert d.accepted and d.state is None
-    assert d.replay == ReplayState.accepted("inf/replay/c1", "inf", 1_000, 3_000, 2, NOW)
+    assert d.replay == ReplayState.accepted("inf/replay/1000-3000", "inf", 1_000, 3_000, 2, NOW)
 
 
 def test_a_second_replay_is_rejected_with_the_running_ones_id_and_progress() -> None:
@@ -81,7 +88,7 @@ def test_a_second_replay_is_rejected_with_the_running_ones_id_and_progress() -> 
     running = first.running(NOW).progressed(40, NOW)
     d = decide(ACTIVE, replay_cmd(0, 5_000, "c2"), StaticCatalog(), NOW,
                replay=ReplayContext(DELTA, FINALISED, running))
-    assert not d.accepted and "inf/replay/c1" in d.reason and "40/100" in d.reason
+    assert not d.accepted and "inf/replay/0-100000" in d.reason and "40/100" in d.reason
     done = running.succeeded(NOW)
     assert decide(ACTIVE, replay_cmd(0, 5_000, "c2"), StaticCatalog(), NOW,
                   replay=ReplayContext(DELTA, FINALISED, done)).accepted
@@ -123,3 +130,45 @@ def test_a_replay_the_worker_left_unfinished_is_failed_on_restart_never_running_
 def test_replay_records_round_trip() -> None:
     r = ReplayState.accepted("r", "inf", 0, 10_000, 10, NOW).running(NOW).failed("x", NOW)
     assert ReplayState.from_record(r.to_record()) == r
+
+
+# --- scoring a range apart from the live stream -------------------------------------------
+
+T0 = 1_767_225_600_000
+S = 1_000
+
+
+def _pump(points: int = 120, fault_at: int = 70) -> list[Reading]:
+    return generate_fleet(["p", "q"], points, T0, S, seed=9,
+                          faults=[Fault("p", "spike", fault_at, 1)]).readings
+
+
+def _live_start_anomalies(model: Model, readings: list[Reading], start: int, end: int) -> set[str]:
+    """What a live engine started at ``start`` finds in ``[start, end)``: the reference."""
+    cfg = InferenceConfig("inf", "m", "tele", clock="event", idle_timeout_ms=1_000,
+                          start_ms=start)
+    e = Engine([AssetScorer(cfg, model)], load=lambda k: None, partitions=1)
+    keys: list[str] = []
+    for r in readings:
+        out = e.process_batch([Message("tele", 0, 0, r.asset_id.encode(), encode_telemetry([r]))],
+                              now_ms=0)
+        keys += [a.key for _, a in out.anomalies]
+    keys += [a.key for _, a in e.tick(now_ms=10**13).anomalies]
+    return {k for k in keys if start <= int(k.rsplit("/", 1)[1]) < end}
+
+
+def test_a_range_scores_as_a_live_start_at_its_beginning_would(model: Model) -> None:
+    readings = _pump()
+    start, end = T0 + 40 * S, T0 + 100 * S
+    live = AssetScorer(InferenceConfig("inf", "m", "tele", clock="event"), model)
+    anomalies, done = score_range(live, readings, start, end, "inf/replay/x")
+    assert f"inf/p/{T0 + 70 * S}" in {a.key for a in anomalies}
+    assert {a.key for a in anomalies} == _live_start_anomalies(model, readings, start, end)
+    assert done == 2 * 60 and all(a.replay_id == "inf/replay/x" for a in anomalies)
+
+
+def test_scoring_a_range_is_order_independent_and_repeatable(model: Model) -> None:
+    readings = _pump()
+    live = AssetScorer(InferenceConfig("inf", "m", "tele", clock="event"), model)
+    once = score_range(live, readings, T0 + 40 * S, T0 + 100 * S, "r")
+    assert score_range(live, list(reversed(readings)), T0 + 40 * S, T0 + 100 * S, "r") == once
