@@ -308,7 +308,7 @@ def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
     """Accept a replay of ``[start, end)`` (SPEC §6), or say why not.
 
     >>> st = InferenceState(InferenceConfig("inf", "m", "t"), "Active", 1, 0, 0, 0)
-    >>> c = Command("c9", "replay", "inf", {"start": 0, "end": 2_000_000}, 0, "cli")
+    >>> c = Command("c9", "replay", "inf", {"start_ms": 0, "end_ms": 2_000_000}, 0, "cli")
     >>> d = decide(st, c, StaticCatalog(), 5, replay=ReplayContext(1_000, 3_000_000))
     >>> d.accepted, d.replay.replay_id, d.replay.total, d.state
     (True, 'inf/replay/0-2000000', 2000, None)
@@ -326,7 +326,7 @@ def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
         return _reject(cmd, ctx.running.busy_reason(), now_ms)
     problems: list[str] = []
     bounds: dict[str, int] = {}
-    for k in ("start", "end"):
+    for k in ("start_ms", "end_ms"):
         if k not in cmd.params:
             problems.append(f"replay needs params.{k} (epoch ms)")
             continue
@@ -336,7 +336,7 @@ def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
             problems.append(str(exc))
     if problems:
         return _reject(cmd, "; ".join(problems), now_ms)
-    start, end = bounds["start"], bounds["end"]
+    start, end = bounds["start_ms"], bounds["end_ms"]
     try:
         total = check_range(start, end, ctx.interval_ms, ctx.finalised_ms)
     except ValueError as exc:

@@ -32,7 +32,7 @@ CTX = ReplayContext(DELTA, FINALISED)
 
 
 def replay_cmd(start: object, end: object, cid: str = "c1") -> Command:
-    return Command(cid, "replay", "inf", {"start": start, "end": end}, NOW, "cli")
+    return Command(cid, "replay", "inf", {"start_ms": start, "end_ms": end}, NOW, "cli")
 
 
 def test_2000_points_are_accepted_and_2001_rejected_naming_the_limit() -> None:
@@ -62,7 +62,8 @@ def test_nothing_finalised_means_no_replay() -> None:
     assert not d.accepted and "nothing has been finalised" in d.reason
 
 
-@pytest.mark.parametrize("params", [{}, {"start": "0", "end": 5}, {"start": 0.5, "end": 5}])
+@pytest.mark.parametrize("params", [{}, {"start_ms": "0", "end_ms": 5}, {"start_ms": 0.5, "end_ms": 5},
+                                    {"start": 0, "end": 5}])
 def test_start_and_end_must_be_whole_epoch_ms(params: dict[str, object]) -> None:
     d = decide(ACTIVE, Command("c", "replay", "inf", params, NOW, "cli"), StaticCatalog(), NOW,
                replay=CTX)
