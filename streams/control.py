@@ -48,6 +48,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol, cast, get_args
 
 from streams.inference import MAX_MODEL_VERSION, MAX_START_MS, InferenceConfig, whole_number
+from streams.replay import ReplayState, check_range, replay_id_of
 
 Status = Literal["Active", "UserPaused", "SystemPaused", "Deleted"]
 CommandType = Literal["create", "pause", "restart", "delete", "update_model", "replay", "fail"]
@@ -230,6 +231,8 @@ class Decision:
     state: InferenceState | None = None
     #: a paused period ``[from, to)`` that a restart reports as a gap
     gap: tuple[int, int] | None = None
+    #: an accepted replay, Accepted (SPEC §6); the inference's state does not change
+    replay: ReplayState | None = None
 
     def result_record(self) -> dict[str, Any]:
         """The event log's record (kind ``command_result``)."""
@@ -238,17 +241,31 @@ class Decision:
                 "accepted": self.accepted, "reason": self.reason, "at": self.at_ms}
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayContext:
+    """What deciding a replay needs beyond the inference's state, looked up by the glue.
+
+    ``interval_ms``: the inference's model's Δ; ``finalised_ms``: every slot before it has been
+    finalised (``None``: nothing yet); ``running``: the inference's unfinished replay, if any.
+    """
+
+    interval_ms: int
+    finalised_ms: int | None
+    running: ReplayState | None = None
+
+
 def _reject(cmd: Command, reason: str, now_ms: int) -> Decision:
     return Decision(cmd, False, reason, now_ms)
 
 
 def decide(current: InferenceState | None, cmd: Command, catalog: Catalog, now_ms: int,
-           internal: bool = False) -> Decision:
+           internal: bool = False, replay: ReplayContext | None = None) -> Decision:
     """Accept or reject ``cmd`` against the inference's ``current`` state (SPEC §5.1, §5.4).
 
     ``internal``: whether the command came on the internal control topic, which only workers
     write; an internal command type from anywhere else is rejected. A ``Deleted`` state counts
-    as no inference: its name can be used again.
+    as no inference: its name can be used again. ``replay``: what a replay command is checked
+    against (:class:`ReplayContext`); without it a replay is rejected.
     """
     if cmd.type in INTERNAL_COMMAND_TYPES and not internal:
         return _reject(cmd, f"{cmd.type} is an internal command (a worker's failure report); "
@@ -283,8 +300,50 @@ def decide(current: InferenceState | None, cmd: Command, catalog: Catalog, now_m
         state = replace(current, status="SystemPaused", error=error, paused_at_ms=now_ms,
                         updated_at_ms=now_ms)
         return Decision(cmd, True, f"system paused: {error}", now_ms, state)
-    return _reject(cmd, "replay is not available yet: it comes with the replay issue (SPEC §6)",
-                   now_ms)
+    return _replay(current, cmd, replay, now_ms)
+
+
+def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
+            now_ms: int) -> Decision:
+    """Accept a replay of ``[start, end)`` (SPEC §6), or say why not.
+
+    >>> st = InferenceState(InferenceConfig("inf", "m", "t"), "Active", 1, 0, 0, 0)
+    >>> c = Command("c9", "replay", "inf", {"start_ms": 0, "end_ms": 2_000_000}, 0, "cli")
+    >>> d = decide(st, c, StaticCatalog(), 5, replay=ReplayContext(1_000, 3_000_000))
+    >>> d.accepted, d.replay.replay_id, d.replay.total, d.state
+    (True, 'inf/replay/0-2000000', 2000, None)
+    >>> decide(st, c, StaticCatalog(), 5,
+    ...        replay=ReplayContext(1_000, 3_000_000, running=d.replay)).reason
+    'a replay of inf is already accepted: inf/replay/0-2000000 (0/2000 points); one replay at a time'
+    """
+    name, status = current.inference_id, current.status
+    if status != "Active":
+        return _reject(cmd, f"replay needs an Active inference; {name} is {status}", now_ms)
+    if ctx is None:
+        return _reject(cmd, "replay: this deployment cannot tell what has been finalised; "
+                       "no worker serves the inference", now_ms)
+    if ctx.running is not None and not ctx.running.finished:
+        return _reject(cmd, ctx.running.busy_reason(), now_ms)
+    problems: list[str] = []
+    bounds: dict[str, int] = {}
+    for k in ("start_ms", "end_ms"):
+        if k not in cmd.params:
+            problems.append(f"replay needs params.{k} (epoch ms)")
+            continue
+        try:
+            bounds[k] = whole_number(cmd.params[k], f"replay {k} (epoch ms)", 0, MAX_START_MS)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        return _reject(cmd, "; ".join(problems), now_ms)
+    start, end = bounds["start_ms"], bounds["end_ms"]
+    try:
+        total = check_range(start, end, ctx.interval_ms, ctx.finalised_ms)
+    except ValueError as exc:
+        return _reject(cmd, f"replay: {exc}", now_ms)
+    state = ReplayState.accepted(replay_id_of(name, start, end), name, start, end, total, now_ms)
+    return Decision(cmd, True, f"replay {state.replay_id} accepted: [{start}, {end}), {total} "
+                    "points; progress on the status topic", now_ms, replay=state)
 
 
 def _activate(current: InferenceState, cmd: Command, config: InferenceConfig, now_ms: int,

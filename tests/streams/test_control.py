@@ -140,7 +140,7 @@ def test_a_declaration_repeated_unchanged_is_accepted_without_a_new_state() -> N
     ("SystemPaused", "delete", True, "Deleted"),
     ("Active", "fail", True, "SystemPaused"),
     ("UserPaused", "fail", False, "UserPaused"),
-    ("Active", "replay", False, "Active"),
+    ("Active", "replay", False, "Active"),  # no ReplayContext: see test_replay.py
 ])
 def test_status_moves(start: str, command: str, accepted: bool, status_after: str) -> None:
     states = {"Active": active(), "UserPaused": paused(),

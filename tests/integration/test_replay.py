@@ -1,0 +1,112 @@
+"""Replay through the broker (SPEC §6, issue 14): a past range read from Kafka by time,
+scored apart from the live stream, its results overwritten idempotently.
+
+These drive :func:`agents.replay_runner.run_replay` directly (the worker's wiring of the
+command is not in yet); the expected results come from the pure core
+(:func:`streams.replay.score_range`) over the readings the test itself sent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from agents.connection import KafkaConnection
+from agents.kafka_io import make_producer
+from agents.replay_runner import run_replay
+from streams.codec import encode_anomaly
+from streams.records import Anomaly, Reading
+from streams.replay import ReplayState, replay_id_of, score_range
+from streams.scoring import AssetScorer
+from streams.simulate import Fault, generate_fleet
+from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, end_offsets, wait_for
+
+pytestmark = pytest.mark.integration
+
+POINTS = 2_000
+
+
+def latest(p: Pipeline, records: int) -> dict[str, bytes | None]:
+    """The anomalies topic's latest value per key (a key lives on one partition: in order),
+    once ``records`` records are there (the embedded broker shows new records with a lag)."""
+    topic = p.settings.topics.anomalies
+    wait_for(lambda: len(p.read(topic)) >= records, 30, f"{records} records of {topic}")
+    out: dict[str, bytes | None] = {}
+    for key, value in p.read(topic):
+        if key:
+            out[key.decode()] = value
+    return out
+
+
+def fleet() -> list[Reading]:
+    readings = generate_fleet(["pump-a", "pump-b"], POINTS + 100, START_MS, INTERVAL_MS, seed=5,
+                              faults=[Fault("pump-a", "spike", 600, 1),
+                                      Fault("pump-b", "spike", 1500, 1)]).readings
+    # late points: every 50th reading arrives at the end, long after its slot was due
+    late = readings[::50]
+    return [r for r in readings if r not in late] + late
+
+
+def stale(p: Pipeline, ts_ms: int, asset: str = "pump-a") -> Anomaly:
+    return Anomaly(p.inference.inference_id, asset, ts_ms, p.model.model_id, p.model.version,
+                   1.0, 0.99, p.inference.sensitivity, 0.5)
+
+
+def test_a_replay_overwrites_its_range_with_a_from_scratch_scoring_idempotently(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
+    readings = fleet()
+    p.send(readings)
+    # a finalised range is history: every record of it is in the log before the replay
+    end_offsets(kafka, p.inference.topic, p.settings.partitions, len(readings))
+    start, end = START_MS + 50 * INTERVAL_MS, START_MS + (50 + POINTS) * INTERVAL_MS
+    gone_in = stale(p, START_MS + 77 * INTERVAL_MS)       # in range, does not stand
+    kept_out = stale(p, START_MS + 10 * INTERVAL_MS)      # before the range: untouched
+    producer = make_producer(kafka)
+    for a in (gone_in, kept_out):
+        producer.produce(p.settings.topics.anomalies, key=a.key.encode(), value=encode_anomaly(a))
+    assert producer.flush(10) == 0
+
+    scorer = AssetScorer(p.inference, p.model, epoch=1)
+    rid = replay_id_of(p.inference.inference_id, start, end)
+    expected, done = score_range(scorer, readings, start, end, rid)
+    assert expected and done == 2 * POINTS
+
+    seen: list[str] = []
+    accepted = ReplayState.accepted(rid, p.inference.inference_id, start, end, POINTS, 0)
+    began = time.monotonic()
+    outcome = run_replay(kafka, scorer, accepted, p.settings.topics.anomalies,
+                         wall_ms=lambda: 1, report=lambda r: seen.append(r.status))
+    took = time.monotonic() - began
+    assert outcome.status == "Succeeded", outcome.reason
+    assert seen == ["Running", "Running", "Succeeded"]
+    print(f"replay of {POINTS} points x 2 assets: {took:.2f} s")  # docs/benchmarks.md
+
+    gone = 1
+    after = latest(p, 2 + len(expected) + gone)
+    for a in expected:
+        assert after[a.key] == encode_anomaly(a)
+    assert after[gone_in.key] is None, "an anomaly that no longer stands is tombstoned"
+    assert after[kept_out.key] == encode_anomaly(kept_out), "outside the range: untouched"
+    in_range_standing = {k for k, v in after.items() if v is not None and k != kept_out.key}
+    assert in_range_standing == {a.key for a in expected}
+
+    again = run_replay(kafka, scorer, replace(accepted, updated_at_ms=2),
+                       p.settings.topics.anomalies, wall_ms=lambda: 3)
+    assert again.status == "Succeeded"
+    # the same anomalies again, no tombstone: the stale one is gone already
+    assert latest(p, 2 + 2 * len(expected) + gone) == after, "twice leaves it as once"
+
+
+def test_a_replay_that_cannot_read_fails_with_its_reason_never_running(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
+    scorer = AssetScorer(replace(p.inference, topic=f"{unique}.missing"), p.model, epoch=1)
+    r = ReplayState.accepted("r", "inf", START_MS, START_MS + 10_000, 10, 0)
+    outcome = run_replay(kafka, scorer, r, p.settings.topics.anomalies, wall_ms=lambda: 1)
+    assert outcome.status == "Failed" and outcome.reason
