@@ -220,6 +220,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--assets", type=int, default=16)
+    ap.add_argument("--rate", type=float, default=300.0, help="readings per second sent")
+    ap.add_argument("--points", type=int, default=None,
+                    help="points per asset (default: enough to keep the load on for every kill)")
     ap.add_argument("--broker", default=os.environ.get("ASSETWATCH_BROKER"))
     ap.add_argument("--apache-kafka", action="store_true",
                     help="run on Apache Kafka started from Maven Central's jars (needs Java, Maven)")
@@ -234,7 +238,10 @@ def main() -> None:
                   f"the cluster at {args.broker}" if args.broker else "the embedded broker (Tansu)")
         settings = Settings.from_env(os.environ, broker=args.broker)
         with tempfile.TemporaryDirectory() as tmp, resolved_broker(settings) as kafka:
-            result = run_chaos(kafka, Path(tmp), args.kills, seed=args.seed)
+            # a worker lives ~6 s (start, ready, 0.5–3 s of scoring): feed that long per kill
+            points = args.points or max(300, int(args.rate * args.kills * 6 / args.assets))
+            result = run_chaos(kafka, Path(tmp), args.kills, assets=args.assets, points=points,
+                               rate=args.rate, seed=args.seed)
     print(f"\nchaos run, {time.strftime('%Y-%m-%d')}, on {broker}: {result.kills} kill -9 of a "
           f"worker under load, {result.readings:,} readings, {result.seconds:.0f} s\n")
     print("| count | value | target |\n|---|--:|--:|")
