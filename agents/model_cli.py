@@ -30,6 +30,7 @@ from agents.registry import Registry
 from agents.settings import Settings
 from streams.calibration import DEFAULT_SENSITIVITY
 from streams.codec import format_ts
+from streams.decision import FlagPolicy
 from streams.detectors import ALGORITHMS
 from streams.evaluation import confusion
 from streams.inference import InferenceConfig
@@ -173,6 +174,12 @@ class _Progress:
               help='The detector\'s options as a JSON object, e.g. for --algorithm river '
                    '\'{"estimator": "HalfSpaceTrees", "params": {"n_trees": 10}, '
                    '"scaler": "MinMaxScaler"}\' (docs/detectors.md).')
+@click.option("--min-run", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Consecutive points at or above the threshold before a run is flagged "
+                   "(1: at once; a blip shorter than this is no anomaly).")
+@click.option("--exit-margin", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
+              show_default=True,
+              help="Hysteresis: a flagged run goes on while severity ≥ threshold − this margin.")
 @click.option("--from", "froms", multiple=True, metavar="TS",
               help="Start of a training range (ISO-8601 or epoch ms; repeat with --to).")
 @click.option("--to", "tos", multiple=True, metavar="TS", help="End (exclusive) of a training range.")
@@ -187,7 +194,7 @@ def train_cmd(
     asset_column: str | None, interval_ms: int | None, window_size: int, fill: str, algorithm: str,
     froms: tuple[str, ...], tos: tuple[str, ...], target_far: float | None, as_json: bool,
     detector_options: str | None, broker: str | None,
-    models_dir: Path | None, topic_prefix: str | None,
+    models_dir: Path | None, topic_prefix: str | None, min_run: int = 1, exit_margin: float = 0.0,
 ) -> None:
     """Train model NAME from FILE (CSV or JSON) into the model store."""
     settings = _settings(broker, models_dir, topic_prefix)
@@ -197,6 +204,7 @@ def train_cmd(
         window_size=window_size, fill=fill, algorithm=algorithm, ranges=_ranges(froms, tos),
         target_far=target_far, timestamp_column=timestamp_column, asset_column=asset_column,
         detector_options=_json_object(detector_options),
+        flags=FlagPolicy(enter_points=min_run, exit_margin=exit_margin),
     )
     say = (lambda _line: None) if as_json else click.echo
     with _registry(settings) as registry:

@@ -4,24 +4,20 @@ A point is anomalous when its severity reaches the sensitivity's threshold (SPEC
 point by point, a fault whose severity hovers around the threshold flaps — flagged, not,
 flagged — and a state that never returns to the training regime is flagged to the end of the
 stream, because flagged points are not learnt. :class:`FlagPolicy` decides per asset, with
-explicit state (:class:`FlagRun`), three rules; with the defaults each is off and a point is
+explicit state (:class:`FlagRun`), two rules; with the defaults both are off and a point is
 flagged exactly when its severity reaches the threshold:
 
 * **minimum duration** (``enter_points``): a run opens on the ``enter_points``-th consecutive
   point at or above the threshold (the ones before it are not flagged: a blip shorter than
   that is no fault);
 * **hysteresis** (``exit_margin``): once open, the run goes on while the severity stays at or
-  above ``threshold − exit_margin`` (one fault, one run, not a flapping one);
-* **a new normal** (``adopt_after``): a run that has lasted ``adopt_after`` points is handed
-  back as an adoption, if the detector judges the asset's recent points a level it can take
-  as its new normal (:meth:`streams.scoring.AssetScorer` asks it; a stuck sensor or a
-  still-moving fault is refused and the run goes on). The run then closes; the status topic
-  says so. Short faults are never learnt: only a run at least ``adopt_after`` points long
-  can be adopted.
+  above ``threshold − exit_margin`` (one fault, one run, not a flapping one).
 
-The first two keep sensitivity's meaning: with the same severities, a higher sensitivity (a
-lower threshold) flags a superset — every rule is monotone in the threshold. Adoption
-changes what is learnt, so it holds only up to the first adoption.
+Both keep sensitivity's meaning: with the same severities, a higher sensitivity (a lower
+threshold) flags a superset — each rule is monotone in the threshold (property-tested). A
+model carries its policy (``Model.flags``, ``ModelParams.flags``); the scorer keeps each
+asset's run in its state. (A third rule, adopting a lasting change as the new normal, is
+issue 12 item 2 and not here yet.)
 
 >>> policy = FlagPolicy(enter_points=2, exit_margin=0.1)
 >>> run = FlagRun()
@@ -44,21 +40,17 @@ class FlagPolicy:
     enter_points: int = 1
     #: an open run goes on while severity ≥ threshold − exit_margin (0: no hysteresis)
     exit_margin: float = 0.0
-    #: points after which a run may be adopted as the asset's new normal (None: never)
-    adopt_after: int | None = None
 
     def __post_init__(self) -> None:
         if self.enter_points < 1:
             raise ValueError(f"enter_points must be ≥ 1, got {self.enter_points}")
         if not 0.0 <= self.exit_margin < 1.0:
             raise ValueError(f"exit_margin must be in [0, 1), got {self.exit_margin}")
-        if self.adopt_after is not None and self.adopt_after < 1:
-            raise ValueError(f"adopt_after must be ≥ 1, got {self.adopt_after}")
 
     @property
     def is_plain(self) -> bool:
         """Whether every rule is off (a point is flagged iff its severity reaches the threshold)."""
-        return self.enter_points == 1 and self.exit_margin == 0.0 and self.adopt_after is None
+        return self.enter_points == 1 and self.exit_margin == 0.0
 
     def step(self, run: FlagRun, severity: float, threshold: float) -> Flag:
         """Decide one point of an asset, in order, updating its ``run``.
@@ -70,8 +62,6 @@ class FlagPolicy:
         if run.length:  # an open run
             if severity >= threshold - self.exit_margin - 1e-12:
                 run.length += 1
-                if self.adopt_after is not None and run.length >= self.adopt_after:
-                    return Flag(flagged=True, adopt=True)
                 return FLAGGED
             # below threshold − margin, so below the threshold too: no new streak begins
             run.length = 0
@@ -88,13 +78,10 @@ class FlagPolicy:
     def _open(self, run: FlagRun) -> Flag:
         run.length = 1
         run.streak = 0
-        if self.adopt_after is not None and self.adopt_after <= 1:
-            return Flag(flagged=True, adopt=True)
         return FLAGGED
 
     def to_dict(self) -> dict[str, Any]:
-        return {"enter_points": self.enter_points, "exit_margin": self.exit_margin,
-                "adopt_after": self.adopt_after}
+        return {"enter_points": self.enter_points, "exit_margin": self.exit_margin}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> FlagPolicy:
@@ -104,10 +91,11 @@ class FlagPolicy:
         True
         """
         d = d or {}
-        adopt = d.get("adopt_after")
+        unknown = sorted(set(d) - {"enter_points", "exit_margin"})
+        if unknown:
+            raise ValueError(f"unknown flag policy field(s): {', '.join(unknown)}")
         return cls(enter_points=int(d.get("enter_points", 1)),
-                   exit_margin=float(d.get("exit_margin", 0.0)),
-                   adopt_after=None if adopt is None else int(adopt))
+                   exit_margin=float(d.get("exit_margin", 0.0)))
 
 
 @dataclass(slots=True)
@@ -117,11 +105,6 @@ class FlagRun:
 
     length: int = 0
     streak: int = 0
-
-    def adopted(self) -> None:
-        """The run ended in an adoption: the asset starts afresh, no run open."""
-        self.length = 0
-        self.streak = 0
 
     def snapshot(self) -> list[int]:
         return [self.length, self.streak]
@@ -141,11 +124,9 @@ class FlagRun:
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    """The decision on one point: flagged (an anomaly); the run reached ``adopt_after`` (ask
-    the detector whether to take the recent points as the new normal); the point closed a run."""
+    """The decision on one point: flagged (an anomaly); the point closed a run."""
 
     flagged: bool
-    adopt: bool = False
     closed: bool = False
 
 

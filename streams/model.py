@@ -24,6 +24,7 @@ import numpy as np
 
 from streams.calibration import Calibrator, sensitivity_for_far
 from streams.codec import loads
+from streams.decision import FlagPolicy
 from streams.detectors import ALGORITHMS, DetectorModel, fit_detector, model_from_dict
 from streams.detectors.base import check_lengths
 from streams.fill import FILL_METHODS
@@ -57,6 +58,8 @@ class ModelParams:
     detector_options: Mapping[str, Any] = field(default_factory=dict)
     target_far: float | None = None
     holdout_fraction: float = 0.2
+    #: how severities become flagged runs (streams/decision.py; default: severity ≥ threshold)
+    flags: FlagPolicy = field(default_factory=FlagPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,8 @@ class Model:
     target_far: float | None = None
     sensitivity: int | None = None  # the sensitivity meeting target_far on held-out rows
     heldout_far: float | None = None  # the false-alarm rate it achieved there
+    #: how severities become flagged runs (streams/decision.py)
+    flags: FlagPolicy = field(default_factory=FlagPolicy)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +94,7 @@ class Model:
             "target_far": self.target_far,
             "sensitivity": self.sensitivity,
             "heldout_far": self.heldout_far,
+            "flags": self.flags.to_dict(),
         }
 
     @classmethod
@@ -107,6 +113,7 @@ class Model:
             target_far=None if d.get("target_far") is None else float(d["target_far"]),
             sensitivity=None if d.get("sensitivity") is None else int(d["sensitivity"]),
             heldout_far=None if d.get("heldout_far") is None else float(d["heldout_far"]),
+            flags=FlagPolicy.from_dict(d.get("flags")),  # absent (older artifacts): the default
         )
 
 
@@ -254,4 +261,5 @@ def fit_model(rows: np.ndarray, params: ModelParams, lengths: Sequence[int] | No
         target_far=params.target_far,
         sensitivity=sensitivity,
         heldout_far=heldout_far,
+        flags=params.flags,
     )

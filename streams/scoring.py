@@ -35,12 +35,13 @@ the model's fill method allows it (the point is then marked filled); otherwise t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
 from streams.calibration import is_anomalous, threshold_for
+from streams.decision import FlagRun
 from streams.detectors import OnlineDetector
 from streams.detectors.base import BatchDetector
 from streams.inference import InferenceConfig
@@ -68,9 +69,12 @@ class AssetState:
     #: the first timestamp scored for this asset: the inference's start, or, on the event
     #: clock after a restart, the point after the last one its earlier epoch took
     start_ms: int = 0
+    #: the asset's flag run (streams/decision.py): open run and streak, for the model's policy
+    run: FlagRun = field(default_factory=FlagRun)
 
     def snapshot(self) -> dict[str, Any]:
         return {
+            "run": self.run.snapshot(),
             "epoch": self.epoch,
             "window": self.window.snapshot(),
             "detector": self.detector.snapshot(),
@@ -161,6 +165,7 @@ class AssetScorer:
             scored=int(snapshot["scored"]),
             epoch=self.epoch,
             start_ms=int(snapshot.get("start_ms", self.inference.start_ms)),
+            run=FlagRun.from_snapshot(snapshot.get("run")),  # absent in older state: none open
         )
 
     def history_from_ms(self, start_ms: int) -> int:
@@ -247,24 +252,32 @@ class AssetScorer:
             first = n0 + pending[0][1]
             detector = cast(BatchDetector, state.detector)  # batchable: finalise checked
             scores, contributions = detector.score_many(history, first)
-            self._outcomes_of(pending, scores.tolist(), contributions.tolist(), outcomes)
+            self._outcomes_of(state, pending, scores.tolist(), contributions.tolist(), outcomes)
             state.scored += len(pending)
         window.extend(rows)
         state.last_ts_ms = last_ts
         return outcomes  # type: ignore[return-value]  # every None was replaced
 
-    def _outcomes_of(self, pending: list[tuple[int, int, Reading, bool]], scores: list[float],
-                     contributions: list[list[float]], outcomes: list[Outcome | None]) -> None:
+    def _outcomes_of(self, state: AssetState, pending: list[tuple[int, int, Reading, bool]],
+                     scores: list[float], contributions: list[list[float]],
+                     outcomes: list[Outcome | None]) -> None:
         severity_of = self.model.calibrator.severity
-        sensitivity = self.inference.sensitivity
         for (k, _, reading, filled), score, parts in zip(pending, scores, contributions,
                                                          strict=True):
             severity = severity_of(score)
             anomaly = None
-            if is_anomalous(severity, sensitivity):
+            if self._flagged(state, severity):
                 anomaly = self._anomaly(reading, score, severity, parts, filled)
             # a batchable detector learns nothing: the non-anomalous points need no learn_one
             outcomes[k] = Outcome("scored", reading.ts_ms, score, severity, anomaly, filled)
+
+    def _flagged(self, state: AssetState, severity: float) -> bool:
+        """Whether a point of this severity is anomalous: at or above the sensitivity's
+        threshold, or as the model's flag policy decides with the asset's run."""
+        policy = self.model.flags
+        if policy.is_plain:
+            return is_anomalous(severity, self.inference.sensitivity)
+        return policy.step(state.run, severity, self.threshold).flagged
 
     def _anomaly(self, reading: Reading, score: float, severity: float,
                  contributions: Sequence[float], filled: bool) -> Anomaly:
@@ -299,7 +312,7 @@ class AssetScorer:
         scored = state.detector.score_one(row, window)
         severity = self.model.calibrator.severity(scored.score)
         anomaly = None
-        if is_anomalous(severity, self.inference.sensitivity):
+        if self._flagged(state, severity):
             anomaly = self._anomaly(reading, scored.score, severity, scored.contributions, filled)
         else:
             state.detector.learn_one(row, window)

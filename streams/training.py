@@ -47,6 +47,7 @@ import numpy as np
 import orjson
 
 from streams.calibration import DEFAULT_SENSITIVITY, threshold_for
+from streams.decision import FlagPolicy
 from streams.detectors import ALGORITHMS
 from streams.model import FILL_METHODS, Model, ModelParams, fit_model, training_scores
 from streams.quality import QualityReport, signal_quality, timestamp_quality
@@ -124,6 +125,8 @@ class TrainingSpec:
     version: int = 1
     asset_column: str | None = None  # None: a column named asset_id, if there is one
     detector_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. river's estimator
+    #: how severities become flagged runs (streams/decision.py; default: severity ≥ threshold)
+    flags: FlagPolicy = field(default_factory=FlagPolicy)
 
     def __post_init__(self) -> None:
         if not _MODEL_ID.match(self.name):
@@ -162,6 +165,7 @@ class TrainingSpec:
             "version": self.version,
             "asset_column": self.asset_column,
             "detector_options": dict(self.detector_options),
+            "flags": self.flags.to_dict(),
         }
 
     @classmethod
@@ -186,6 +190,7 @@ class TrainingSpec:
             version=int(d.get("version", 1)),
             asset_column=d.get("asset_column"),
             detector_options=dict(d.get("detector_options") or {}),
+            flags=FlagPolicy.from_dict(d.get("flags")),
         )
 
 
@@ -755,6 +760,7 @@ def train(table: Table, spec: TrainingSpec) -> TrainingResult:
         target_far=spec.target_far,
         holdout_fraction=HOLDOUT_FRACTION,
         detector_options=dict(spec.detector_options),
+        flags=spec.flags,
     )
     try:
         model = fit_model(prepared.rows, params, prepared.lengths)

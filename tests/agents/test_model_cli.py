@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from agents.cli import cli
 from agents.model_store import ModelStore, ModelStoreError
+from streams.decision import FlagPolicy
 from streams.inference import InferenceConfig
 from streams.lifecycle import ModelStatus
 from streams.scoring import AssetScorer
@@ -63,6 +64,19 @@ def test_a_model_trained_from_csv_is_completed_loads_and_scores(runner: CliRunne
     fleet = generate_fleet(["p1"], points=40, start_ms=T0, interval_ms=1000, seed=9)
     kinds = [scorer.process(state, r).kind for r in fleet.readings]
     assert kinds.count("scored") == 40 - 8
+
+
+def test_the_flag_policy_is_chosen_at_training_and_kept_in_the_model(
+        runner: CliRunner, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    result = train(runner, models, write_pump_csv(tmp_path / "pump.csv"), "--name", "pump",
+                   "--window", "8", "--min-run", "3", "--exit-margin", "0.05")
+    assert result.exit_code == 0, result.output
+    assert ModelStore(models).load("pump").flags == FlagPolicy(enter_points=3, exit_margin=0.05)
+    assert ModelStore(models).load_record("pump", 1).spec["flags"] == {  # type: ignore[union-attr]
+        "enter_points": 3, "exit_margin": 0.05}
+    refused = train(runner, models, tmp_path / "pump.csv", "--name", "p2", "--min-run", "0")
+    assert refused.exit_code == 2 and "--min-run" in refused.stderr
 
 
 def test_a_model_trained_from_json_is_completed(runner: CliRunner, tmp_path: Path) -> None:

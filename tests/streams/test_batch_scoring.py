@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.decision import FlagPolicy
 from streams.detectors.mahalanobis import Mahalanobis
 from streams.inference import InferenceConfig
 from streams.model import Model, ModelParams, fit_model
@@ -36,7 +37,9 @@ def fitted(**options: Any) -> Model:
                                  detector_options=options))
 
 
-MODELS = {"flat": fitted(), "smooth": fitted(smooth=True), "no-flat": fitted(flatline=False)}
+MODELS = {"flat": fitted(), "smooth": fitted(smooth=True), "no-flat": fitted(flatline=False),
+          # a flag policy: runs (streak, hysteresis) decided along the batch as point by point
+          "flag-runs": replace(fitted(), flags=FlagPolicy(enter_points=2, exit_margin=0.1))}
 
 
 def reference_finalise(scorer: AssetScorer, state: AssetState, now_ms: int) -> list[Outcome]:

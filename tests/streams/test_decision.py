@@ -39,14 +39,6 @@ def test_a_closed_run_says_so_and_the_next_needs_a_new_streak() -> None:
         [(False, False), (True, False), (False, True), (False, False), (True, False)]
 
 
-def test_a_run_lasting_adopt_after_points_asks_for_adoption_once_per_point_until_adopted() -> None:
-    policy, run = FlagPolicy(adopt_after=3), FlagRun()
-    out = [policy.step(run, 0.8, 0.3) for _ in range(4)]
-    assert [f.adopt for f in out] == [False, False, True, True]  # refused: it goes on asking
-    run.adopted()
-    assert run == FlagRun() and not policy.step(run, 0.1, 0.3).flagged
-
-
 def test_snapshot_round_trip_and_old_state_without_runs() -> None:
     policy, run = FlagPolicy(enter_points=2), FlagRun()
     for s in (0.5, 0.5, 0.5):
@@ -60,9 +52,9 @@ def test_bad_policies_are_refused_with_the_reason() -> None:
         FlagPolicy(enter_points=0)
     with pytest.raises(ValueError, match="exit_margin"):
         FlagPolicy(exit_margin=1.5)
-    with pytest.raises(ValueError, match="adopt_after"):
-        FlagPolicy(adopt_after=0)
-    assert FlagPolicy.from_dict(FlagPolicy(3, 0.1, 50).to_dict()) == FlagPolicy(3, 0.1, 50)
+    with pytest.raises(ValueError, match="unknown flag policy field"):
+        FlagPolicy.from_dict({"adopt_after": 5})
+    assert FlagPolicy.from_dict(FlagPolicy(3, 0.1).to_dict()) == FlagPolicy(3, 0.1)
 
 
 @given(st.lists(st.floats(0.0, 1.0), max_size=60), st.integers(1, 100), st.integers(1, 100),
