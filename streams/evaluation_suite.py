@@ -1,8 +1,8 @@
 """A generated, labelled evaluation suite: seeded series with injected, labelled events.
 
 Every series is generated in code from its seed (nothing is stored): a clean series with a
-realistic shape, then events injected after its training part, each with the points it
-labels anomalous. Two kinds of series:
+realistic shape, then events injected after its training part (in a random order, the
+persisting level shift last), each with the points it labels anomalous. Two kinds of series:
 
 * ``univariate``: one signal — level, slow linear trend, a daily-like seasonality with a
   harmonic, AR(1) wander and white noise;
@@ -159,8 +159,9 @@ def make_series(
     points: int = DEFAULT_POINTS,
     train_points: int = DEFAULT_TRAIN_POINTS,
 ) -> Series:
-    """One series of ``kind`` from ``seed``: every applicable event kind injected once, in a
-    random order, each in its own stretch of the part after ``train_points``.
+    """One series of ``kind`` from ``seed``: every applicable event kind injected once, each
+    in its own stretch of the part after ``train_points``: in a random order, the level
+    shift (which persists to the end) last.
 
     >>> s = make_series("univariate", seed=1, points=1000, train_points=200)
     >>> s.values.shape, len(s.events), int(s.labels.sum()) > 0
@@ -180,7 +181,10 @@ def make_series(
     values = clean.copy()
     labels = np.zeros(points, dtype=bool)
     missing = np.zeros(points, dtype=bool)
-    order = [kinds[i] for i in rng.permutation(len(kinds))]
+    # the level shift persists, so it comes last: the events before it are seen by a model
+    # that has not met it yet, and what follows it tests recovery alone
+    others = [k for k in kinds if k != "level_shift"]
+    order = [others[i] for i in rng.permutation(len(others))] + ["level_shift"]
     stretch = (points - train_points) // len(kinds)
     events = []
     for i, ek in enumerate(order):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,13 @@ def test_every_event_kind_once_per_series(series: list[Series]) -> None:
     for s in series:
         kinds = sorted(e.kind for e in s.events)
         assert kinds == sorted(UNIVARIATE_KINDS if s.kind == "univariate" else EVENT_KINDS)
+
+
+def test_events_do_not_overlap_and_the_level_shift_comes_last(series: list[Series]) -> None:
+    for s in series:
+        ordered = sorted(s.events, key=lambda e: e.start)
+        assert ordered[-1].kind == "level_shift"
+        assert all(a.end < b.start for a, b in pairwise(ordered))
 
 
 def test_training_part_is_clean(series: list[Series]) -> None:
