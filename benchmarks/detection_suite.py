@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from streams.calibration import DEFAULT_SENSITIVITY
+from streams.decision import FlagPolicy
 from streams.evaluation import Confusion, confusion, pooled
 from streams.evaluation_suite import (
     CHOOSING_SEEDS,
@@ -70,14 +71,15 @@ class Result:
     fp_after_shift: int = 0
 
 
-def run_series(s: Series, family: Family, sensitivity: int, window: int = 16) -> Result:
+def run_series(s: Series, family: Family, sensitivity: int, window: int = 16,
+               flags: FlagPolicy | None = None) -> Result:
     """Fit on the training part, stream the rest through AssetScorer; test-part results."""
     options = dict(family.options)
     if family.algorithm == "river":
         options.setdefault("warmup", min(1_000, s.train_points))
     params = ModelParams(
         model_id="suite", signals=s.signals, window_size=window, interval_ms=INTERVAL_MS,
-        algorithm=family.algorithm, detector_options=options,
+        algorithm=family.algorithm, detector_options=options, flags=flags or FlagPolicy(),
     )
     model = fit_model(s.values[: s.train_points], params)
     scorer = AssetScorer(
@@ -149,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 seeds per split, 2,000 points")
     ap.add_argument("--sensitivity", type=int, default=DEFAULT_SENSITIVITY)
+    ap.add_argument("--min-run", type=int, default=1,
+                    help="flag policy: consecutive points at/above the threshold before a run")
+    ap.add_argument("--exit-margin", type=float, default=0.0,
+                    help="flag policy: hysteresis margin in severity (streams/decision.py)")
     ap.add_argument("--families", default=",".join(f.label for f in FAMILIES),
                     help="comma-separated labels of FAMILIES to run")
     args = ap.parse_args(argv)
@@ -162,13 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for fam in families:
         for split, series in splits.items():
-            r = combine([run_series(s, fam, args.sensitivity) for s in series])
+            flags = FlagPolicy(enter_points=args.min_run, exit_margin=args.exit_margin)
+            r = combine([run_series(s, fam, args.sensitivity, flags=flags) for s in series])
             rows.append((fam.label, split, r))
             print(f"# {fam.label} {split}: F1={r.confusion.f1:.3f}", flush=True)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print()
     print(f"`python -m benchmarks.detection_suite{' --quick' if args.quick else ''}`, {now}, "
-          f"sensitivity {args.sensitivity}, {n_seeds} seeds per split × (1 univariate + 1 "
+          f"sensitivity {args.sensitivity}, flag runs: min run {args.min_run}, exit margin "
+          f"{args.exit_margin}, {n_seeds} seeds per split × (1 univariate + 1 "
           f"four-signal series) of {points:,} points, the first {train:,} for training; "
           "event columns: events with ≥ 1 flagged point in their labelled part / events, "
           "events after a level shift left out.")
