@@ -20,6 +20,7 @@ from streams.model import Model, ModelParams, fit_model
 from streams.records import Reading
 from streams.scoring import AssetScorer
 from streams.simulate import SIGNALS, Fault, generate_fleet, training_rows
+from tests.detections import assert_same_detections
 
 T0 = 1_767_225_600_000
 
@@ -101,12 +102,8 @@ def test_a_job_writes_what_the_stream_finds(store: ModelStore, model: Model, tmp
     doc = results(Path(done.result))
     expected = streamed(model, readings)
     assert len(expected) >= 10
-    found = [(a["timestamp"], a["score"], a["severity"]) for a in doc["anomalies"]]  # type: ignore[index,union-attr]
-    # the stream scores a batch of due points with numpy, the job point by point: the same
-    # points, scores equal to rounding (tests/streams/test_batch_scoring.py)
-    assert [t for t, _, _ in found] == [t for t, _, _ in expected]
-    assert [x for _, s, v in found for x in (s, v)] == \
-        pytest.approx([x for _, s, v in expected for x in (s, v)], rel=1e-9)
+    assert_same_detections([(a["timestamp"], a["score"], a["severity"])
+                            for a in doc["anomalies"]], expected)  # type: ignore[index,union-attr]
     assert doc["job_id"] == "j1" and doc["counts"]["rows"] == 1_000  # type: ignore[index]
     assert seen == sorted(seen) and len(seen) == 8 and seen[-1] <= 100
     if form == "csv":  # (ijson and pyarrow read a small file in few gulps)
