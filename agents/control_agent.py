@@ -389,6 +389,9 @@ class InferenceSync:
                 record = gap_record(inference_id, gap.from_ms, gap.to_ms, "missing data", now,
                                     asset_id=asset_id, points=gap.points)
                 self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record))
+        for _, inference_id, key, signals, adoption in out.adoptions:
+            record = adoption.record(inference_id, key.split("/", 1)[1], signals, self.wall_ms())
+            self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record))
         for _, anomaly in out.anomalies:
             self.counts.setdefault(anomaly.inference_id, Counter())["anomalies"] += 1
         for inference_id, error in out.failures.items():

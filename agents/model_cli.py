@@ -180,6 +180,9 @@ class _Progress:
 @click.option("--exit-margin", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0,
               show_default=True,
               help="Hysteresis: a flagged run goes on while severity ≥ threshold − this margin.")
+@click.option("--adopt-after", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Adopt a lasting steady change as the asset's new normal after this many "
+                   "points of a mostly abnormal episode (0: never; docs/detectors.md).")
 @click.option("--from", "froms", multiple=True, metavar="TS",
               help="Start of a training range (ISO-8601 or epoch ms; repeat with --to).")
 @click.option("--to", "tos", multiple=True, metavar="TS", help="End (exclusive) of a training range.")
@@ -195,6 +198,7 @@ def train_cmd(
     froms: tuple[str, ...], tos: tuple[str, ...], target_far: float | None, as_json: bool,
     detector_options: str | None, broker: str | None,
     models_dir: Path | None, topic_prefix: str | None, min_run: int = 1, exit_margin: float = 0.0,
+    adopt_after: int = 0,
 ) -> None:
     """Train model NAME from FILE (CSV or JSON) into the model store."""
     settings = _settings(broker, models_dir, topic_prefix)
@@ -204,7 +208,8 @@ def train_cmd(
         window_size=window_size, fill=fill, algorithm=algorithm, ranges=_ranges(froms, tos),
         target_far=target_far, timestamp_column=timestamp_column, asset_column=asset_column,
         detector_options=_json_object(detector_options),
-        flags=FlagPolicy(enter_points=min_run, exit_margin=exit_margin),
+        flags=FlagPolicy(enter_points=min_run, exit_margin=exit_margin,
+                         adopt_points=adopt_after),
     )
     say = (lambda _line: None) if as_json else click.echo
     with _registry(settings) as registry:

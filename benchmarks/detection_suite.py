@@ -155,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="flag policy: consecutive points at/above the threshold before a run")
     ap.add_argument("--exit-margin", type=float, default=0.0,
                     help="flag policy: hysteresis margin in severity (streams/decision.py)")
+    ap.add_argument("--adopt-after", type=int, default=0,
+                    help="flag policy: abnormal points in a row before a steady new level is "
+                         "adopted (0: never; streams/adoption.py)")
     ap.add_argument("--families", default=",".join(f.label for f in FAMILIES),
                     help="comma-separated labels of FAMILIES to run")
     args = ap.parse_args(argv)
@@ -168,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for fam in families:
         for split, series in splits.items():
-            flags = FlagPolicy(enter_points=args.min_run, exit_margin=args.exit_margin)
+            flags = FlagPolicy(enter_points=args.min_run, exit_margin=args.exit_margin,
+                               adopt_points=args.adopt_after)
             r = combine([run_series(s, fam, args.sensitivity, flags=flags) for s in series])
             rows.append((fam.label, split, r))
             print(f"# {fam.label} {split}: F1={r.confusion.f1:.3f}", flush=True)
@@ -176,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(f"`python -m benchmarks.detection_suite{' --quick' if args.quick else ''}`, {now}, "
           f"sensitivity {args.sensitivity}, flag runs: min run {args.min_run}, exit margin "
-          f"{args.exit_margin}, {n_seeds} seeds per split × (1 univariate + 1 "
+          f"{args.exit_margin}, adopt after {args.adopt_after}, {n_seeds} seeds per split × "
+          "(1 univariate + 1 "
           f"four-signal series) of {points:,} points, the first {train:,} for training; "
           "event columns: events with ≥ 1 flagged point in their labelled part / events, "
           "events after a level shift left out.")

@@ -34,6 +34,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from streams.decision import FlagPolicy  # noqa: E402
 from streams.evaluation import Confusion, confusion, pooled  # noqa: E402
 from streams.inference import InferenceConfig  # noqa: E402
 from streams.model import Model, ModelParams, fit_model  # noqa: E402
@@ -61,6 +62,7 @@ class Config:
     algorithm: str
     window_size: int
     options: dict[str, Any] = field(default_factory=dict)
+    flags: FlagPolicy = field(default_factory=FlagPolicy)
 
 
 # every configuration reported; HEADLINE is the one chosen on the selection files
@@ -116,6 +118,7 @@ def run_file(f: SkabFile, cfg: Config, sensitivity: int) -> tuple[Confusion, int
         window_size=cfg.window_size,
         algorithm=cfg.algorithm,
         detector_options=cfg.options,
+        flags=cfg.flags,
     )
     model = fit_model(f.rows[:TRAIN_ROWS], params)
     scorer = AssetScorer(InferenceConfig("skab", "skab", "skab", sensitivity=sensitivity), model)

@@ -16,8 +16,8 @@ flagged exactly when its severity reaches the threshold:
 Both keep sensitivity's meaning: with the same severities, a higher sensitivity (a lower
 threshold) flags a superset — each rule is monotone in the threshold (property-tested). A
 model carries its policy (``Model.flags``, ``ModelParams.flags``); the scorer keeps each
-asset's run in its state. (A third rule, adopting a lasting change as the new normal, is
-issue 12 item 2 and not here yet.)
+asset's run in its state. A third rule, ``adopt_points``, lets a lasting steady change
+become the asset's new normal (:mod:`streams.adoption`, which keeps its own per-asset state).
 
 >>> policy = FlagPolicy(enter_points=2, exit_margin=0.1)
 >>> run = FlagRun()
@@ -40,12 +40,17 @@ class FlagPolicy:
     enter_points: int = 1
     #: an open run goes on while severity ≥ threshold − exit_margin (0: no hysteresis)
     exit_margin: float = 0.0
+    #: points of a mostly abnormal episode after which a steady new level is adopted
+    #: (0: never; streams/adoption.py)
+    adopt_points: int = 0
 
     def __post_init__(self) -> None:
         if self.enter_points < 1:
             raise ValueError(f"enter_points must be ≥ 1, got {self.enter_points}")
         if not 0.0 <= self.exit_margin < 1.0:
             raise ValueError(f"exit_margin must be in [0, 1), got {self.exit_margin}")
+        if self.adopt_points < 0:
+            raise ValueError(f"adopt_points must be ≥ 0, got {self.adopt_points}")
 
     @property
     def is_plain(self) -> bool:
@@ -81,7 +86,10 @@ class FlagPolicy:
         return FLAGGED
 
     def to_dict(self) -> dict[str, Any]:
-        return {"enter_points": self.enter_points, "exit_margin": self.exit_margin}
+        d: dict[str, Any] = {"enter_points": self.enter_points, "exit_margin": self.exit_margin}
+        if self.adopt_points:  # absent when off: artifacts written before it read the same
+            d["adopt_points"] = self.adopt_points
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> FlagPolicy:
@@ -91,11 +99,12 @@ class FlagPolicy:
         True
         """
         d = d or {}
-        unknown = sorted(set(d) - {"enter_points", "exit_margin"})
+        unknown = sorted(set(d) - {"enter_points", "exit_margin", "adopt_points"})
         if unknown:
             raise ValueError(f"unknown flag policy field(s): {', '.join(unknown)}")
         return cls(enter_points=int(d.get("enter_points", 1)),
-                   exit_margin=float(d.get("exit_margin", 0.0)))
+                   exit_margin=float(d.get("exit_margin", 0.0)),
+                   adopt_points=int(d.get("adopt_points", 0)))
 
 
 @dataclass(slots=True)

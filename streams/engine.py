@@ -54,6 +54,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.adoption import Adoption
 from streams.alert_publishing import AlertPublisher
 from streams.alerts import Alert
 from streams.arrival import ArrivalClocks
@@ -107,6 +108,11 @@ class BatchOutput:
     forward: list[tuple[str, int, list[Reading], int | None]] = field(default_factory=list)
     late: list[tuple[int, str, Late]] = field(default_factory=list)
     gaps: list[tuple[int, str, str, Gap]] = field(default_factory=list)
+    #: (home partition, inference id, state key, the model's signals, adoption): lasting
+    #: changes adopted as an asset's new normal, or left for its trained level
+    #: (streams/adoption.py)
+    adoptions: list[tuple[int, str, str, tuple[str, ...], Adoption]] = field(
+        default_factory=list)
     #: per (inference id, outcome): what happened to points once an inference took them
     by_inference: Counter[tuple[str, str]] = field(default_factory=Counter)
     snapshots: dict[str, tuple[int, Snapshot]] = field(default_factory=dict)
@@ -622,6 +628,10 @@ class Engine:
             if outcome.gap is not None:
                 counts["gap_points"] += outcome.gap.points
                 out.gaps.append((home, inference_id, key, outcome.gap))
+            if outcome.adoption is not None:
+                counts["regimes_adopted"] += 1
+                out.adoptions.append((home, inference_id, key, scorer.model.signals,
+                                      outcome.adoption))
         if outcomes:
             published = self.alert_publisher.publish(key, home, scorer, outcomes,
                                                      state.watermark.watermark_ms)

@@ -40,6 +40,7 @@ from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
+from streams.adoption import ABNORMAL_SEVERITY, Adoption, AdoptionWatch, recentred
 from streams.calibration import is_anomalous, threshold_for
 from streams.decision import FlagRun
 from streams.detectors import OnlineDetector
@@ -71,10 +72,13 @@ class AssetState:
     start_ms: int = 0
     #: the asset's flag run (streams/decision.py): open run and streak, for the model's policy
     run: FlagRun = field(default_factory=FlagRun)
+    #: the asset's episode of abnormal points, for adopting a new level (streams/adoption.py)
+    watch: AdoptionWatch = field(default_factory=AdoptionWatch)
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "run": self.run.snapshot(),
+            "adoption": self.watch.snapshot(),
             "epoch": self.epoch,
             "window": self.window.snapshot(),
             "detector": self.detector.snapshot(),
@@ -99,12 +103,15 @@ class Outcome(NamedTuple):
     anomaly: Anomaly | None = None
     filled: bool = False
     gap: Gap | None = None
+    #: a lasting steady change adopted as the asset's new normal after this point
+    adoption: Adoption | None = None
 
 
 class AssetScorer:
     """Scores the points of any asset of one inference, given that asset's state."""
 
-    __slots__ = ("correlates", "epoch", "inference", "model", "slots", "threshold")
+    __slots__ = ("adopt_points", "correlates", "epoch", "inference", "model", "slots",
+                 "threshold", "trained_level")
 
     def __init__(self, inference: InferenceConfig, model: Model, epoch: int = 0) -> None:
         self.inference = inference
@@ -112,6 +119,11 @@ class AssetScorer:
         #: the inference's activation count: state of another epoch is not this scorer's
         self.epoch = epoch
         self.threshold = threshold_for(inference.sensitivity)
+        #: abnormal points in a row before a steady new level is adopted (0: never)
+        self.adopt_points = model.flags.adopt_points
+        #: each signal's trained level (an adopted asset returns to it: streams/adoption.py)
+        self.trained_level: list[float] = list(
+            getattr(model.detector.build(), "expected", lambda: ())())
         #: whether an alert config groups across assets (its anomalies then feed
         #: streams/correlation.py)
         self.correlates = any(a.scope == "inference" for a in inference.alerts)
@@ -166,6 +178,7 @@ class AssetScorer:
             epoch=self.epoch,
             start_ms=int(snapshot.get("start_ms", self.inference.start_ms)),
             run=FlagRun.from_snapshot(snapshot.get("run")),  # absent in older state: none open
+            watch=AdoptionWatch.from_snapshot(snapshot.get("adoption")),  # likewise
         )
 
     def history_from_ms(self, start_ms: int) -> int:
@@ -252,7 +265,8 @@ class AssetScorer:
             first = n0 + pending[0][1]
             detector = cast(BatchDetector, state.detector)  # batchable: finalise checked
             scores, contributions = detector.score_many(history, first)
-            self._outcomes_of(state, pending, scores.tolist(), contributions.tolist(), outcomes)
+            self._outcomes_of(state, pending, scores.tolist(), contributions.tolist(), outcomes,
+                              history, n0)
             state.scored += len(pending)
         window.extend(rows)
         state.last_ts_ms = last_ts
@@ -260,16 +274,61 @@ class AssetScorer:
 
     def _outcomes_of(self, state: AssetState, pending: list[tuple[int, int, Reading, bool]],
                      scores: list[float], contributions: list[list[float]],
-                     outcomes: list[Outcome | None]) -> None:
+                     outcomes: list[Outcome | None], history: np.ndarray, n0: int) -> None:
         severity_of = self.model.calibrator.severity
-        for (k, _, reading, filled), score, parts in zip(pending, scores, contributions,
-                                                         strict=True):
+        size = self.model.window_size
+        for i, (k, r, reading, filled) in enumerate(pending):
+            score, parts = scores[i], contributions[i]
             severity = severity_of(score)
             anomaly = None
             if self._flagged(state, severity):
                 anomaly = self._anomaly(reading, score, severity, parts, filled)
             # a batchable detector learns nothing: the non-anomalous points need no learn_one
-            outcomes[k] = Outcome("scored", reading.ts_ms, score, severity, anomaly, filled)
+            adoption = None
+            if self.adopt_points:
+                j = n0 + r  # the point's row in history; the window after it ends there
+                adoption = self._adopt(state, severity, reading.ts_ms, history[j].tolist(),
+                                       history[j - size + 1:j + 1])
+                if adoption is not None and i + 1 < len(pending):
+                    # the later points are scored against the adopted level
+                    detector = cast(BatchDetector, state.detector)
+                    rest, rest_parts = detector.score_many(history, j + 1)
+                    scores[i + 1:] = rest.tolist()
+                    contributions[i + 1:] = rest_parts.tolist()
+            outcomes[k] = Outcome("scored", reading.ts_ms, score, severity, anomaly, filled,
+                                  None, adoption)
+
+    def _adopt(self, state: AssetState, severity: float, ts_ms: int, row: Sequence[float],
+               window: np.ndarray | None = None) -> Adoption | None:
+        """Follow the asset's episode of abnormal points and, when it is due, adopt its level
+        if the last window (``window``, default the asset's) is steady against it
+        (streams/adoption.py): the detector is re-centred, the flag run and episode closed."""
+        watch = state.watch
+        size = self.model.window_size
+        adopt_due = watch.step(row, severity >= ABNORMAL_SEVERITY, self.adopt_points, size)
+        return_due = watch.return_due(size)
+        if not (adopt_due or return_due):
+            return None
+        if window is None:
+            window = np.array(list(state.window), dtype=float)
+        candidate, restored = None, False
+        if return_due:  # back at the trained level: go home first
+            candidate = recentred(state.detector, self.trained_level, window,
+                                  self.model.calibrator)
+            restored = candidate is not None
+        if candidate is None and adopt_due:
+            candidate = recentred(state.detector, watch.mean(), window, self.model.calibrator)
+        if candidate is None:
+            return None
+        adoption = Adoption(ts_ms, watch.points,
+                            state.detector.expected(),  # type: ignore[attr-defined]
+                            candidate.expected(),  # type: ignore[attr-defined]
+                            restored)
+        state.detector = candidate
+        state.run = FlagRun()
+        watch.reset()
+        watch.adopted = not restored
+        return adoption
 
     def _flagged(self, state: AssetState, severity: float) -> bool:
         """Whether a point of this severity is anomalous: at or above the sensitivity's
@@ -318,7 +377,8 @@ class AssetScorer:
             state.detector.learn_one(row, window)
         window.push(row)
         state.scored += 1
-        return Outcome("scored", ts, scored.score, severity, anomaly, filled)
+        adoption = self._adopt(state, severity, ts, row) if self.adopt_points else None
+        return Outcome("scored", ts, scored.score, severity, anomaly, filled, None, adoption)
 
     def _row(
         self, reading: Reading, window: SlidingWindow

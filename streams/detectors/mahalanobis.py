@@ -316,5 +316,15 @@ class Mahalanobis:
         """Each signal's expected value: the reference mean, adapted from the points learnt."""
         return tuple(self.mean)
 
+    def recentre(self, mean: Sequence[float]) -> Mahalanobis:
+        """This asset's detector with its reference level moved to ``mean`` (spread and
+        correlation kept): a lasting change adopted (streams/adoption.py).
+
+        >>> det = MahalanobisModel.fit(np.arange(20.0)[:, None], ("v",), 4).build()
+        >>> det.recentre([100.0]).expected(), det.expected()[0] == 9.5
+        ((100.0,), True)
+        """
+        return Mahalanobis(self.model, [float(v) for v in mean], list(self.var))
+
     def snapshot(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "var": list(self.var)}

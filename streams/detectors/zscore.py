@@ -147,5 +147,10 @@ class WindowZScore:
         """Each signal's expected value: the reference mean, adapted from the points learnt."""
         return tuple(self.mean)
 
+    def recentre(self, mean: Sequence[float]) -> WindowZScore:
+        """This asset's detector with its reference level moved to ``mean`` (spread kept): a
+        lasting change adopted (streams/adoption.py)."""
+        return WindowZScore(self.model, [float(v) for v in mean], list(self.var))
+
     def snapshot(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "var": list(self.var)}

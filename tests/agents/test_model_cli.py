@@ -77,6 +77,10 @@ def test_the_flag_policy_is_chosen_at_training_and_kept_in_the_model(
         "enter_points": 3, "exit_margin": 0.05}
     refused = train(runner, models, tmp_path / "pump.csv", "--name", "p2", "--min-run", "0")
     assert refused.exit_code == 2 and "--min-run" in refused.stderr
+    adopting = train(runner, models, tmp_path / "pump.csv", "--name", "p3", "--window", "8",
+                     "--adopt-after", "120")
+    assert adopting.exit_code == 0, adopting.output
+    assert ModelStore(models).load("p3").flags == FlagPolicy(adopt_points=120)
 
 
 def test_a_model_trained_from_json_is_completed(runner: CliRunner, tmp_path: Path) -> None:

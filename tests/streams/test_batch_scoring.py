@@ -39,7 +39,10 @@ def fitted(**options: Any) -> Model:
 
 MODELS = {"flat": fitted(), "smooth": fitted(smooth=True), "no-flat": fitted(flatline=False),
           # a flag policy: runs (streak, hysteresis) decided along the batch as point by point
-          "flag-runs": replace(fitted(), flags=FlagPolicy(enter_points=2, exit_margin=0.1))}
+          "flag-runs": replace(fitted(), flags=FlagPolicy(enter_points=2, exit_margin=0.1)),
+          # adoption of a lasting level (streams/adoption.py): the points after it are scored
+          # against the new level, along the batch as point by point
+          "adoption": replace(fitted(), flags=FlagPolicy(adopt_points=8))}
 
 
 def reference_finalise(scorer: AssetScorer, state: AssetState, now_ms: int) -> list[Outcome]:
@@ -62,10 +65,14 @@ def series(draw: st.DrawFn) -> list[tuple[Reading, int]]:
     out: list[tuple[Reading, int]] = []
     ts = 0
     now = 0
+    offset = 0.0  # a level shift lasts: every later point is shifted too
     for i in range(n):
         event = draw(st.sampled_from(
-            ["ok"] * 6 + ["gap", "duplicate", "missing", "spike", "flat", "tick", "late"]))
-        values = dict(zip(SIGNALS, map(float, rows[i]), strict=True))
+            ["ok"] * 6 + ["gap", "duplicate", "missing", "spike", "flat", "tick", "late",
+                          "shift"]))
+        if event == "shift":
+            offset += draw(st.sampled_from([-12.0, 12.0]))
+        values = {s: float(v) + offset for s, v in zip(SIGNALS, rows[i], strict=True)}
         ts += S * (draw(st.integers(2, 6)) if event == "gap" else 1)
         if event == "duplicate" and out:
             ts = out[-1][0].ts_ms
@@ -108,7 +115,7 @@ def same(a: Outcome, b: Outcome) -> bool:
             and all(math.isclose(a.anomaly.contributions[s], b.anomaly.contributions[s],
                                  rel_tol=1e-9, abs_tol=1e-12) for s in SIGNALS)))
     return (a.kind, a.ts_ms, a.filled, a.gap) == (b.kind, b.ts_ms, b.filled, b.gap) \
-        and close and anomalies
+        and close and anomalies and a.adoption == b.adoption
 
 
 @pytest.mark.parametrize("kind", sorted(MODELS))

@@ -158,3 +158,21 @@ def test_a_feed_that_pauses_longer_than_the_idle_timeout_is_not_late_when_it_res
     total = sum(out.counts["warming_up"] + out.counts["scored"]
                 for out in (first, paused, resumed, e.tick(now_ms=10**13)))
     assert total == len(readings)
+
+
+def test_a_lasting_level_adopted_by_the_model_is_reported_with_its_asset(model: Model) -> None:
+    from dataclasses import replace
+
+    from streams.decision import FlagPolicy
+
+    adopting = replace(model, flags=FlagPolicy(adopt_points=40))
+    readings = generate_fleet(["p"], 300, T0, S, seed=9).readings
+    shifted = [r if i < 100 else Reading(r.asset_id, r.ts_ms, {s: v + 40.0 for s, v in
+                                                               r.signals.items()})
+               for i, r in enumerate(readings)]
+    e = engine(adopting)
+    out = e.process_batch([msg([r], offset=i) for i, r in enumerate(shifted)], now_ms=0)
+    adoptions = [*out.adoptions, *e.tick(now_ms=10**13).adoptions]
+    assert [(inf, key, signals) for _, inf, key, signals, _ in adoptions] == \
+        [("inf", "inf/p", adopting.signals)]
+    assert adoptions[0][4].ts_ms > T0 + 100 * S
