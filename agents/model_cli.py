@@ -33,12 +33,11 @@ from streams.codec import format_ts
 from streams.decision import FlagPolicy
 from streams.detectors import ALGORITHMS
 from streams.evaluation import confusion
-from streams.inference import InferenceConfig
+from streams.labelled_scoring import sweep as labelled_sweep
 from streams.lifecycle import Lifecycle, ModelStatus
 from streams.model import FILL_METHODS, Model
 from streams.quality import QualityReport, format_table
 from streams.records import Reading
-from streams.scoring import AssetScorer, AssetState
 from streams.training import (
     HOLDOUT_FRACTION,
     Table,
@@ -371,13 +370,18 @@ def show_cmd(name: str, version: int | None, as_json: bool, broker: str | None,
 @click.option("--timestamp-column", default=None, help="Timestamp column (default as in train).")
 @click.option("--asset-column", default=None,
               help="Column of asset ids (default as in train): each asset scored on its own.")
+@click.option("--sweep", default=None, metavar="S1,S2,…",
+              help="Also report these sensitivities (e.g. 50,60,70,80,90): one scoring pass "
+                   "decides them all unless the detector adapts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_common
 @_user_errors
 def evaluate_cmd(name: str, labelled_file: Path, label_column: str, sensitivity: int | None,
                  version: int | None, timestamp_column: str | None, asset_column: str | None,
-                 as_json: bool, models_dir: Path | None, topic_prefix: str | None) -> None:
-    """Score LABELLED_FILE with model NAME, point by point; report precision, recall, F1, FAR, MAR."""
+                 sweep: str | None, as_json: bool, models_dir: Path | None,
+                 topic_prefix: str | None) -> None:
+    """Score LABELLED_FILE with model NAME as a stream would (slots, fill, window, detector,
+    calibration, flag policy); report precision, recall, F1, FAR, MAR."""
     settings = _settings(None, models_dir, topic_prefix)
     store = ModelStore(settings.models_dir)
     model = store.load(name, version)
@@ -389,16 +393,25 @@ def evaluate_cmd(name: str, labelled_file: Path, label_column: str, sensitivity:
     labels_raw = table.column(label_column)
     if np.isnan(labels_raw).any():
         raise TrainingError(f"label column {label_column!r} has missing or non-numeric values")
-    predicted, kinds = _predict(model, table, s)
-    c = confusion(labels_raw > 0.5, predicted)
+    swept = _sensitivities(sweep) if sweep else []
+    sensitivities = [s, *(x for x in swept if x != s)]
+    predicted, kinds, passes = _predict(model, table, sensitivities)
+    labels = labels_raw > 0.5
+    c = confusion(labels, predicted[s])
     expected = record.expected_far(s) if record is not None else None
-    result = {
+    result: dict[str, Any] = {
         "model_id": model.model_id, "version": model.version, "sensitivity": s,
         "points": table.rows, "scored": kinds.get("scored", 0),
         "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn,
         "precision": c.precision, "recall": c.recall, "f1": c.f1, "far_pct": c.far, "mar_pct": c.mar,
         "expected_training_far_pct": None if expected is None else 100 * expected,
     }
+    if swept:
+        result["sweep"] = [
+            {"sensitivity": x, "f1": cx.f1, "precision": cx.precision, "recall": cx.recall,
+             "far_pct": cx.far, "mar_pct": cx.mar, "tp": cx.tp, "fp": cx.fp, "fn": cx.fn}
+            for x in sorted(set(swept)) for cx in [confusion(labels, predicted[x])]]
+        result["scoring_passes"] = passes
     if as_json:
         click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return
@@ -412,30 +425,47 @@ def evaluate_cmd(name: str, labelled_file: Path, label_column: str, sensitivity:
         click.echo("expected false-alarm rate on the training data: unknown (no training record)")
     else:
         click.echo(f"expected false-alarm rate on the training data: {100 * expected:.2f}%")
+    if swept:
+        how = "one scoring pass" if passes == 1 else f"{passes} scoring passes (the detector adapts)"
+        click.echo(f"sensitivity sweep ({how}):")
+        for item in result["sweep"]:
+            click.echo(f"  {item['sensitivity']:>3}: F1 {item['f1']:.3f}  FAR {item['far_pct']:.2f}%"
+                       f"  MAR {item['mar_pct']:.2f}%")
 
 
-def _predict(model: Model, table: Table, sensitivity: int) -> tuple[np.ndarray, dict[str, int]]:
-    """Score the table's rows in time order through the streaming scorer (score, then learn),
-    each asset with its own state when the table has an asset column.
+def _sensitivities(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise TrainingError(f"--sweep takes sensitivities 1-100 separated by commas, got {text!r}"
+                            ) from None
+    if not values or any(not 1 <= v <= 100 for v in values):
+        raise TrainingError(f"--sweep takes sensitivities 1-100 separated by commas, got {text!r}")
+    return values
 
-    Points not scored (warming up, duplicate timestamps, incomplete) are predicted normal.
+
+def _predict(model: Model, table: Table, sensitivities: Sequence[int],
+             ) -> tuple[dict[int, np.ndarray], dict[str, int], int]:
+    """Score the table's rows through the stream's path (streams/labelled_scoring.py: slots,
+    fill, gaps, window, detector, calibration, flag policy), each asset with its own state
+    when the table has an asset column; each sensitivity's prediction per row, the outcome
+    counts and how many scoring passes it took.
+
+    A row is predicted anomalous when its point was flagged; points not scored (warming up,
+    duplicate timestamps, incomplete, in a gap) are predicted normal.
     """
     for s in model.signals:
         table.column(s)  # an unknown signal raises with the columns listed
     cols = [table.columns.index(s) for s in model.signals]
-    scorer = AssetScorer(InferenceConfig("evaluate", model.model_id, "file", sensitivity), model)
-    states: dict[str, AssetState] = {}
     order = np.argsort(table.ts_ms, kind="stable")
-    predicted = np.zeros(table.rows, dtype=bool)
-    kinds: dict[str, int] = {}
+    assets = ["file"] * table.rows if table.assets is None else [str(a) for a in table.assets]
+    readings = []
     for i in order.tolist():
-        row = table.values[i, cols]
-        signals = {s: float(v) for s, v in zip(model.signals, row.tolist(), strict=True) if v == v}
-        asset = "file" if table.assets is None else str(table.assets[i])
-        state = states.get(asset)
-        if state is None:
-            state = states[asset] = scorer.new_state()
-        out = scorer.process(state, Reading(asset, int(table.ts_ms[i]), signals))
-        kinds[out.kind] = kinds.get(out.kind, 0) + 1
-        predicted[i] = out.anomaly is not None
-    return predicted, kinds
+        row = table.values[i, cols].tolist()
+        signals = {s: float(v) for s, v in zip(model.signals, row, strict=True) if v == v}
+        readings.append(Reading(assets[i], int(table.ts_ms[i]), signals))
+    flagged, first, passes = labelled_sweep(model, readings, sensitivities)
+    keys = list(zip(assets, table.ts_ms.tolist(), strict=True))
+    predicted = {s: np.fromiter((k in hits for k in keys), dtype=bool, count=table.rows)
+                 for s, hits in flagged.items()}
+    return predicted, first.kinds, passes

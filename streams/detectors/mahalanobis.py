@@ -236,6 +236,11 @@ class Mahalanobis:
         return out
 
     @property
+    def learns(self) -> bool:
+        """Whether :meth:`learn_one` can change this detector (``alpha > 0``)."""
+        return self.model.alpha != 0.0
+
+    @property
     def batchable(self) -> bool:
         """Whether :meth:`score_many` scores like :meth:`score_one` point after point: when
         learning changes nothing (``alpha == 0``, the default), a point's score depends only

@@ -136,6 +136,11 @@ class WindowZScore:
         contributions = tuple(s / total if total > 0 else 1.0 / len(squares) for s in squares)
         return DetectorScore(score=score, contributions=contributions)
 
+    @property
+    def learns(self) -> bool:
+        """Whether :meth:`learn_one` can change this detector (``alpha > 0``)."""
+        return self.model.alpha != 0.0
+
     def learn_one(self, x: Sequence[float], window: SlidingWindow) -> None:
         a = self.model.alpha
         for j, v in enumerate(x):

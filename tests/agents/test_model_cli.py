@@ -238,6 +238,15 @@ def test_evaluate_on_labelled_data(runner: CliRunner, trained: Path, tmp_path: P
     result = orjson.loads(runner.invoke(cli, [*args, "--json", "--sensitivity", "80"]).stdout)
     assert result["sensitivity"] == 80 and result["tp"] + result["fn"] == 70
     assert result["recall"] > 0 and result["expected_training_far_pct"] is not None
+    swept = orjson.loads(runner.invoke(cli, [*args, "--json", "--sweep", "50,80,95"]).stdout)
+    assert [x["sensitivity"] for x in swept["sweep"]] == [50, 80, 95]
+    at_80 = next(x for x in swept["sweep"] if x["sensitivity"] == 80)
+    assert (at_80["tp"], at_80["fp"], at_80["fn"]) == (result["tp"], result["fp"], result["fn"])
+    assert swept["sweep"][0]["tp"] <= at_80["tp"] <= swept["sweep"][2]["tp"]
+    table = runner.invoke(cli, [*args, "--sweep", "50,80"])
+    assert "sensitivity sweep" in table.stdout and " 80: F1" in table.stdout
+    bad = one_error_line(runner.invoke(cli, [*args, "--sweep", "50,abc"]))
+    assert "--sweep takes sensitivities 1-100" in bad
     line = one_error_line(runner.invoke(cli, [*args, "--label-column", "label"]))
     assert "unknown signal 'label'" in line
 
