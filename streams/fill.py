@@ -106,3 +106,29 @@ def fill(
     if method == "none":
         return None
     raise ValueError(f"unknown fill method {method!r}; choose one of {FILL_METHODS}")
+
+
+def complete_row(
+    signals: tuple[str, ...], method: str, values: Signals, last: tuple[float, ...] | None
+) -> tuple[tuple[float, ...] | None, bool]:
+    """A model's row of a point's values, a missing signal filled from ``last`` (the row
+    before in the asset's window): the row, and whether a signal was filled. ``None`` when a
+    signal is missing and cannot be filled (no row before, or ``none``).
+
+    ``previous`` and ``linear`` carry the row before's value forward (the point after is not
+    known yet); ``zero`` puts 0.
+
+    >>> complete_row(("a", "b"), "linear", {"a": 1.0}, (0.0, 7.0))
+    ((1.0, 7.0), True)
+    >>> complete_row(("a", "b"), "zero", {"a": 1.0}, None)
+    (None, False)
+    """
+    try:
+        return tuple([values[s] for s in signals]), False
+    except KeyError:
+        pass
+    if last is None or method == "none":
+        return None, False
+    if method == "zero":
+        return tuple(values.get(s, 0.0) for s in signals), True
+    return tuple(values.get(s, last[j]) for j, s in enumerate(signals)), True

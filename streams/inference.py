@@ -18,6 +18,9 @@ import schemas
 from streams.alerts import AlertConfig
 from streams.calibration import DEFAULT_SENSITIVITY
 
+#: the longest run of missing slots an inference fills unless told otherwise
+DEFAULT_MAX_FILL_POINTS = 5
+
 ClockMode = Literal["wall", "event"]
 CLOCK_MODES: tuple[ClockMode, ...] = ("wall", "event")
 
@@ -134,7 +137,7 @@ class InferenceConfig:
     assets: frozenset[str] = field(default_factory=frozenset)
     clock: ClockMode = "wall"
     idle_timeout_ms: int = 5_000
-    max_fill_points: int = 5
+    max_fill_points: int = DEFAULT_MAX_FILL_POINTS
     model_version: int | None = None
     alerts: tuple[AlertConfig, ...] = ()
     hooks: tuple[str, ...] = ()

@@ -45,6 +45,7 @@ from streams.calibration import is_anomalous, threshold_for
 from streams.decision import FlagRun
 from streams.detectors import OnlineDetector
 from streams.detectors.base import BatchDetector
+from streams.fill import complete_row
 from streams.inference import InferenceConfig
 from streams.model import Model
 from streams.records import Anomaly, Reading
@@ -388,15 +389,11 @@ class AssetScorer:
     def _row_after(
         self, reading: Reading, last: tuple[float, ...] | None
     ) -> tuple[tuple[float, ...] | None, bool]:
-        """The model's row of a reading, missing signals filled from ``last`` (the row before)."""
+        """The model's row of a reading, missing signals filled from ``last`` (the row before):
+        :func:`streams.fill.complete_row`, with its complete-reading fast path inline."""
         signals = reading.signals
         try:
             return tuple([signals[s] for s in self.model.signals]), False
         except KeyError:
             pass
-        if last is None or self.model.fill == "none":
-            return None, False
-        if self.model.fill == "zero":
-            return tuple(signals.get(s, 0.0) for s in self.model.signals), True
-        # "previous" and "linear" both carry the last value forward for a missing signal
-        return tuple(signals.get(s, last[j]) for j, s in enumerate(self.model.signals)), True
+        return complete_row(self.model.signals, self.model.fill, signals, last)

@@ -10,10 +10,10 @@ Pure: the only IO is reading the path (or bytes) it is given; no environment, no
 2. **Prepare** (:func:`prepare`): choose the signals (default: every numeric column), take
    each asset's rows apart when the file has an asset column (one model for all), sort by
    time (the last row of a duplicated timestamp wins), keep the training ranges, re-sample
-   each range onto the interval grid (default interval: the median step), fill missing slots
-   (``linear`` between known values, ``previous`` carried forward, ``zero``; ``none`` drops
-   incomplete slots, as the other methods drop the slots they cannot fill, e.g. before a
-   signal's first value), and report the data quality (:mod:`streams.quality`).
+   each range onto the interval grid (default interval: the median step), fill it exactly as
+   the stream fills an asset's points (:func:`_fill`: short runs of missing slots by the
+   method, longer ones left as gaps, a missing signal carried from the row before; rows that
+   cannot be completed dropped), and report the data quality (:mod:`streams.quality`).
 3. **Fit** (:func:`train`): :func:`streams.model.fit_model`, then the expected false-alarm
    rate on the training data at every sensitivity.
 
@@ -49,6 +49,8 @@ import orjson
 from streams.calibration import DEFAULT_SENSITIVITY, threshold_for
 from streams.decision import FlagPolicy
 from streams.detectors import ALGORITHMS
+from streams.fill import complete_row, fill
+from streams.inference import DEFAULT_MAX_FILL_POINTS
 from streams.model import FILL_METHODS, Model, ModelParams, fit_model, training_scores
 from streams.quality import QualityReport, signal_quality, timestamp_quality
 
@@ -127,6 +129,9 @@ class TrainingSpec:
     detector_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. river's estimator
     #: how severities become flagged runs (streams/decision.py; default: severity ≥ threshold)
     flags: FlagPolicy = field(default_factory=FlagPolicy)
+    #: the longest run of missing slots filled, as an inference's fill limit (its default):
+    #: a longer run is a gap, not filled, as the stream leaves it
+    max_fill_points: int = DEFAULT_MAX_FILL_POINTS
 
     def __post_init__(self) -> None:
         if not _MODEL_ID.match(self.name):
@@ -149,6 +154,8 @@ class TrainingSpec:
             raise TrainingError(f"a signal is named twice in {', '.join(self.signals)}")
         if self.version < 1:
             raise TrainingError(f"version must be at least 1, got {self.version}")
+        if self.max_fill_points < 0:
+            raise TrainingError(f"max fill points must be ≥ 0, got {self.max_fill_points}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +173,7 @@ class TrainingSpec:
             "asset_column": self.asset_column,
             "detector_options": dict(self.detector_options),
             "flags": self.flags.to_dict(),
+            "max_fill_points": self.max_fill_points,
         }
 
     @classmethod
@@ -191,6 +199,7 @@ class TrainingSpec:
             asset_column=d.get("asset_column"),
             detector_options=dict(d.get("detector_options") or {}),
             flags=FlagPolicy.from_dict(d.get("flags")),
+            max_fill_points=int(d.get("max_fill_points", DEFAULT_MAX_FILL_POINTS)),
         )
 
 
@@ -533,27 +542,47 @@ def _choose_signals(table: Table, spec: TrainingSpec) -> tuple[str, ...]:
     return chosen
 
 
-def _fill(grid: np.ndarray, method: str) -> np.ndarray:
-    """Fill the NaN slots of one range's grid (slots × signals) by ``method``."""
-    out = grid.copy()
-    if method == "zero":
-        out[np.isnan(out)] = 0.0
-    elif method == "previous":
-        for j in range(out.shape[1]):
-            col = out[:, j]
-            known = ~np.isnan(col)
-            idx = np.where(known, np.arange(col.size), -1)
-            np.maximum.accumulate(idx, out=idx)
-            out[:, j] = np.where(idx >= 0, col[np.maximum(idx, 0)], np.nan)
-    elif method == "linear":
-        x = np.arange(out.shape[0])
-        for j in range(out.shape[1]):
-            col = out[:, j]
-            known = ~np.isnan(col)
-            if known.sum() >= 1:
-                inside = (x >= x[known][0]) & (x <= x[known][-1])
-                filled = np.interp(x, x[known], col[known])
-                out[:, j] = np.where(inside, filled, np.nan)
+def _fill(grid: np.ndarray, method: str, max_fill_points: int = DEFAULT_MAX_FILL_POINTS,
+          ) -> np.ndarray:
+    """One range's grid (slots × signals, NaN: missing) filled exactly as the stream fills an
+    asset's points; a slot the stream would not push into the window stays NaN (dropped).
+
+    The stream's own rules, in slot order (:mod:`streams.watermark`, :func:`streams.fill.fill`,
+    :func:`streams.fill.complete_row`): a run of at most ``max_fill_points`` slots with no
+    reading between two readings is filled by the method from those two readings, a longer
+    run is a gap (not filled: the window spans it); a signal a point lacks is carried forward
+    from the row before in the window (``previous``, ``linear``) or 0 (``zero``), and a point
+    that cannot be completed (nothing before it, or ``none``) is skipped.
+
+    >>> g = np.array([[0.0], [np.nan], [np.nan], [3.0]])
+    >>> _fill(g, "linear").ravel().tolist(), _fill(g, "linear", 1)[1:3].ravel().tolist()
+    ([0.0, 1.0, 2.0, 3.0], [nan, nan])
+    >>> _fill(np.array([[1.0, 5.0], [2.0, np.nan]]), "linear")[1].tolist()  # carried forward
+    [2.0, 5.0]
+    """
+    missing = np.isnan(grid)
+    if not missing.any():
+        return grid.copy()
+    out = np.full_like(grid, np.nan)
+    names = tuple(str(j) for j in range(grid.shape[1]))
+    last_row: tuple[float, ...] | None = None
+    before: tuple[int, dict[str, float]] | None = None  # the last reading: slot, values
+    for i, values in enumerate(grid.tolist()):
+        point = {n: v for n, v in zip(names, values, strict=True) if v == v}
+        if not point:
+            continue  # no reading in this slot: filled (or not) when the next one comes
+        if before is not None and 0 < i - before[0] - 1 <= max_fill_points:
+            b, b_values = before
+            for k in range(b + 1, i):
+                made = fill(method, b, b_values, i, point, k)  # type: ignore[arg-type]
+                if made is not None:
+                    row, _ = complete_row(names, method, made, last_row)
+                    if row is not None:
+                        out[k] = last_row = row
+        row, _ = complete_row(names, method, point, last_row)
+        if row is not None:
+            out[i] = last_row = row
+        before = (i, point)
     return out
 
 
@@ -622,7 +651,7 @@ def prepare(table: Table, spec: TrainingSpec) -> Prepared:
             )
         grid = np.full((n_slots, len(signals)), np.nan)
         grid[slot] = seg_values  # rows in time order: the last one in a slot wins
-        grids.append(_fill(grid, spec.fill))
+        grids.append(_fill(grid, spec.fill, spec.max_fill_points))
         missing_masks.append(np.isnan(grid))
     filled_grid = np.vstack(grids)
     missing = np.vstack(missing_masks)
