@@ -485,6 +485,66 @@ def read_json(source: Path | bytes) -> Table:
     return Table(columns, ts, values, non_numeric, "timestamp")
 
 
+def table_from_columns(data: Any, timestamp_column: str = "timestamp",
+                       asset_column: str | None = None) -> Table:
+    """A data set from columns in memory: a mapping of column name → array (a ``dict`` of
+    numpy arrays or lists), or a data frame (pandas, polars, a pyarrow ``Table``): train on
+    it as on a file, with the same preparation (:func:`prepare`) and fill.
+
+    Timestamps: epoch milliseconds, ``datetime64`` values (UTC) or ISO-8601 text. Signal
+    columns: numbers, NaN or None for missing; a column of text that is not numbers is
+    reported as a file's would be. ``asset_column``: each row's asset id (several assets).
+
+    >>> t = table_from_columns({"timestamp": [0, 1000, 2000], "temp": [20.5, None, 21.0]})
+    >>> t.columns, t.ts_ms.tolist(), t.column("temp").tolist()
+    (('temp',), [0, 1000, 2000], [20.5, nan, 21.0])
+    >>> result = train(table_from_columns({"timestamp": np.arange(100) * 1000,
+    ...                                    "v": np.sin(np.arange(100.0))}),
+    ...                TrainingSpec("m", window_size=4))
+    >>> result.model.signals, result.model.interval_ms
+    (('v',), 1000)
+    """
+    names = [str(n) for n in (getattr(data, "column_names", None)
+                              or getattr(data, "columns", None) or list(data.keys()))]
+    if timestamp_column not in names:
+        raise TrainingError(f"no timestamp column {timestamp_column!r} (columns: "
+                            f"{', '.join(names)})")
+    if asset_column is not None and asset_column not in names:
+        raise TrainingError(f"no asset column {asset_column!r} (columns: {', '.join(names)})")
+    ts_raw = np.asarray(data[timestamp_column])
+    if np.issubdtype(ts_raw.dtype, np.datetime64):
+        ts_ms = ts_raw.astype("datetime64[ms]").astype(np.int64)
+    elif np.issubdtype(ts_raw.dtype, np.integer):
+        ts_ms = ts_raw.astype(np.int64)
+    else:
+        ts_ms = np.array([parse_ts(v) for v in ts_raw.tolist()], dtype=np.int64)
+    signals = [n for n in names if n not in (timestamp_column, asset_column)]
+    columns: list[np.ndarray] = []
+    non_numeric: dict[str, str] = {}
+    for name in signals:
+        raw = np.asarray(data[name])
+        if np.issubdtype(raw.dtype, np.number) and not np.issubdtype(raw.dtype, np.complexfloating):
+            col = raw.astype(float)
+            col[~np.isfinite(col)] = np.nan
+        else:
+            col = np.full(raw.shape[0], np.nan)
+            for i, v in enumerate(raw.tolist()):
+                number = math.nan if v is None else _cell(str(v))
+                if number is None:
+                    non_numeric.setdefault(name, str(v))
+                else:
+                    col[i] = number
+        columns.append(col)
+    if ts_ms.shape[0] and any(c.shape[0] != ts_ms.shape[0] for c in columns):
+        raise TrainingError("columns of different lengths")
+    values = np.column_stack(columns) if columns else np.zeros((ts_ms.shape[0], 0))
+    assets = None
+    if asset_column is not None:
+        assets = np.array([str(a) for a in np.asarray(data[asset_column]).tolist()], dtype=object)
+    return Table(tuple(signals), ts_ms, values, non_numeric, timestamp_column, assets,
+                 asset_column)
+
+
 def read_table(
     path: Path, timestamp_column: str | None = None, on_progress: ProgressCallback | None = None,
     asset_column: str | None = None,
