@@ -22,6 +22,7 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,16 @@ def run_series(s: Series, family: Family, sensitivity: int, window: int = 16,
                   fp_after)
 
 
+def skab_series(data: Path) -> list[Series]:
+    """SKAB's 34 labelled files as series of this suite (no injected events; the first 400
+    rows for training, as benchmarks/skab_eval.py does)."""
+    from benchmarks.skab_eval import TRAIN_ROWS, load
+
+    return [Series(name=f.name, kind="multivariate", seed=-1, signals=f.signals, values=f.rows,
+                   clean=f.rows, labels=f.labels, missing=np.zeros(len(f.rows), dtype=bool),
+                   events=(), train_points=TRAIN_ROWS) for f in load(data)]
+
+
 def combine(results: Sequence[Result]) -> Result:
     hits: dict[str, tuple[int, int]] = {}
     for r in results:
@@ -160,6 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "adopted (0: never; streams/adoption.py)")
     ap.add_argument("--families", default=",".join(f.label for f in FAMILIES),
                     help="comma-separated labels of FAMILIES to run")
+    ap.add_argument("--by-kind", action="store_true",
+                    help="report univariate and four-signal series apart (how auto's rule is "
+                         "measured)")
+    ap.add_argument("--skab", type=Path, nargs="?", const=Path("../shared/data/skab"),
+                    default=None, metavar="DIR",
+                    help="also score SKAB's 34 labelled files (read in place) the same way: "
+                         "fit on each file's first 400 rows")
     args = ap.parse_args(argv)
     n_seeds, points, train = (2, 2_000, 500) if args.quick else (10, 4_000, 1_000)
     chosen = {x.strip() for x in args.families.split(",")}
@@ -168,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "choosing": suite(CHOOSING_SEEDS[:n_seeds], points, train),
         "held-out": suite(HELD_OUT_SEEDS[:n_seeds], points, train),
     }
+    if args.by_kind:
+        splits = {f"{name} {kind}": [x for x in series if x.kind == kind]
+                  for name, series in splits.items() for kind in ("univariate", "multivariate")}
+    if args.skab is not None:
+        splits["SKAB"] = skab_series(args.skab)
     rows = []
     for fam in families:
         for split, series in splits.items():
@@ -184,7 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           "(1 univariate + 1 "
           f"four-signal series) of {points:,} points, the first {train:,} for training; "
           "event columns: events with ≥ 1 flagged point in their labelled part / events, "
-          "events after a level shift left out.")
+          "events after a level shift left out"
+          + ("; SKAB: its 34 labelled files, the first 400 rows of each for training."
+             if args.skab is not None else "."))
     print()
     print(table(rows))
     return 0
