@@ -58,6 +58,7 @@ from streams.model import ModelParams, fit_model
 from streams.simulate import SIGNALS, generate_fleet, training_rows
 
 START_MS = 1_767_225_600_000
+INTERVAL_MS = 1_000  # the data interval of every generated feed
 PARTITIONS = 8
 REPO = Path(__file__).resolve().parents[1]
 POLL_S = 0.02
@@ -249,7 +250,7 @@ class Bench:
         total = int(rate * seconds)
         per_asset = 40  # a full window (16) and then some, for every asset in the run
         assets = self.assets[: max(1, min(len(self.assets), total // per_asset))]
-        fleet = generate_fleet(assets, per_asset, START_MS, 1000, seed=2)
+        fleet = generate_fleet(assets, per_asset, START_MS, INTERVAL_MS, seed=2)
         produced: dict[tuple[str, int], float] = {}
         arrived: dict[tuple[str, int], float] = {}
         stop = threading.Event()
@@ -292,10 +293,17 @@ class Bench:
         lat = np.asarray([arrived[k] - produced[k] for k in arrived if k in produced])
         if lat.size == 0:
             raise RuntimeError(f"latency at sensitivity {sensitivity}: no anomaly was published")
+        # a point's slot closes (SPEC §5.2, event clock, delay 0) when the asset's next point,
+        # one interval later, arrives: produced → read includes that wait by design; measured
+        # from the closing point's send, what is left is the pipeline's own delay
+        closing = np.asarray([arrived[(a, ts)] - produced[(a, ts + INTERVAL_MS)]
+                              for a, ts in arrived if (a, ts + INTERVAL_MS) in produced])
+        closed = {"closed_p50": float(np.percentile(closing, 50)),
+                  "closed_p99": float(np.percentile(closing, 99))} if closing.size else {}
         return {"rate": rate, "sensitivity": float(sensitivity), "points": float(len(fleet.readings)),
                 "anomalies": float(lat.size), "assets": float(len(assets)),
                 "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
-                "max": float(lat.max()), **due}
+                "max": float(lat.max()), "wait_ms": len(assets) / rate * 1000, **closed, **due}
 
 
 def set_topic_config(kafka: KafkaConnection, topic: str, config: dict[str, str]) -> None:
@@ -370,15 +378,20 @@ def main() -> None:
         print(f"| {r.name} | {r.points:,} | {r.messages:,} | {r.seconds:.2f} | {r.rate:,.0f} | "
               f"{r.peak_rss_mb:.0f} |")
     print("\nlatency, one reading per message at half the sustained single-reading rate "
-          "(produced → read: a reader's arrival time of each anomaly; due → published: the "
-          "worker's histogram, bucket bounds)\n")
-    print("| sensitivity | points/s | points | anomalies | produced→read p50 | p99 | max | "
-          "due→published p50 | p99 |")
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          "(produced → read: a reader's arrival time of each anomaly; it includes the wait for "
+          "the slot to close, i.e. for the asset's next point, sent 'slot wait' later; "
+          "closing point → read: from that next point's send, the pipeline's own delay; "
+          "due → published: the worker's histogram, bucket bounds)\n")
+    print("| sensitivity | points/s | points | anomalies | slot wait | produced→read p50 | p99 | "
+          "max | closing point→read p50 | p99 | due→published p50 | p99 |")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for lat in latency:
         print(f"| {lat['sensitivity']:.0f} | {lat['rate']:,.0f} | {lat['points']:.0f} | "
-              f"{lat['anomalies']:.0f} | {lat['p50']:.0f} ms | {lat['p99']:.0f} ms | "
-              f"{lat['max']:.0f} ms | ≤ {lat['due_p50']:.0f} ms | ≤ {lat['due_p99']:.0f} ms |")
+              f"{lat['anomalies']:.0f} | {lat['wait_ms']:.0f} ms | {lat['p50']:.0f} ms | "
+              f"{lat['p99']:.0f} ms | {lat['max']:.0f} ms | "
+              f"{lat.get('closed_p50', float('nan')):.0f} ms | "
+              f"{lat.get('closed_p99', float('nan')):.0f} ms | "
+              f"≤ {lat['due_p50']:.0f} ms | ≤ {lat['due_p99']:.0f} ms |")
 
 
 def run_all(args: argparse.Namespace) -> tuple[list[Result], list[dict[str, float]]]:
