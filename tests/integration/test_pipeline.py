@@ -163,3 +163,30 @@ def test_missing_data_beyond_the_fill_limit_is_put_on_the_events_topic_as_a_gap(
         ("inf", "pump-a", "missing data")]
     assert (events[0]["from"], events[0]["to"], events[0]["points"]) == (
         hole.start, hole.stop, 20)
+
+
+def test_a_lasting_level_adopted_by_the_model_is_put_on_the_events_topic(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from streams.decision import FlagPolicy
+    from streams.records import Reading
+    from tests.integration.harness import small_model
+
+    model = replace(small_model(), flags=FlagPolicy(adopt_points=30))
+    p = Pipeline.create(kafka, unique, tmp_path, model=model)
+    shift = START_MS + 60 * INTERVAL_MS  # pump-a runs at a new level from here on
+    readings = [r if r.asset_id != "pump-a" or r.ts_ms < shift else
+                Reading(r.asset_id, r.ts_ms, {s: v + 40.0 for s, v in r.signals.items()})
+                for r in generate_fleet(ASSETS, 200, START_MS, INTERVAL_MS, seed=5).readings]
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings)
+        events = wait_for(lambda: [e for _, v in p.read(p.settings.topics.inference_events)
+                                   if v and (e := orjson.loads(v))["kind"] == "regime_adopted"],
+                          60, "a regime_adopted event")
+    [event] = events
+    assert (event["inference_id"], event["asset_id"]) == ("inf", "pump-a")
+    assert event["ts"] > shift and set(event["expected_after"]) == set(model.signals)
+    assert all(event["expected_after"][s] > event["expected_before"][s] + 20 for s in model.signals)
