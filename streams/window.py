@@ -23,9 +23,15 @@ Row = tuple[float, ...]
 
 
 class SlidingWindow:
-    """The last ``size`` rows pushed, oldest first, with per-signal mean and std on demand."""
+    """The last ``size`` rows pushed, oldest first, with per-signal mean and std on demand.
 
-    __slots__ = ("_rows", "n_signals", "size")
+    The same values are also kept column by column (:meth:`columns`): a detector that needs
+    each signal's values over the window (flat-line evidence, window statistics) reads them
+    without transposing the rows for every point (that transposition was the largest single
+    cost of scoring one point).
+    """
+
+    __slots__ = ("_cols", "_rows", "n_signals", "size")
 
     def __init__(self, size: int, n_signals: int, rows: Sequence[Row] = ()) -> None:
         if size < 1:
@@ -33,18 +39,24 @@ class SlidingWindow:
         self.size = size
         self.n_signals = n_signals
         self._rows: deque[Row] = deque(rows, maxlen=size)
+        self._cols: list[deque[float]] = [
+            deque((r[j] for r in self._rows), maxlen=size) for j in range(n_signals)]
 
     def push(self, row: Row) -> None:
         self._rows.append(row)
+        for col, v in zip(self._cols, row, strict=True):
+            col.append(v)
 
     def extend(self, rows: Sequence[Row]) -> None:
         """Push ``rows`` in order (the oldest fall out).
 
         >>> w = SlidingWindow(2, 1, [(0.0,)])
-        >>> w.extend([(1.0,), (2.0,)]); w.rows()
-        [(1.0,), (2.0,)]
+        >>> w.extend([(1.0,), (2.0,)]); w.rows(), [list(c) for c in w.columns()]
+        ([(1.0,), (2.0,)], [[1.0, 2.0]])
         """
         self._rows.extend(rows)
+        for j, col in enumerate(self._cols):
+            col.extend([r[j] for r in rows[-self.size:]])
 
     @property
     def full(self) -> bool:
@@ -62,6 +74,14 @@ class SlidingWindow:
     def last(self) -> Row | None:
         return self._rows[-1] if self._rows else None
 
+    def columns(self) -> list[deque[float]]:
+        """Each signal's values over the window, oldest first (do not modify them).
+
+        >>> [list(c) for c in SlidingWindow(2, 2, [(1.0, 5.0), (2.0, 6.0)]).columns()]
+        [[1.0, 2.0], [5.0, 6.0]]
+        """
+        return self._cols
+
     def column_stats(self) -> list[tuple[float, float]]:
         """(mean, population std) of each signal over the window; NaN where the window is empty.
 
@@ -72,8 +92,7 @@ class SlidingWindow:
         if n == 0:
             return [(math.nan, math.nan)] * self.n_signals
         out = []
-        for j in range(self.n_signals):
-            col = [r[j] for r in self._rows]
+        for col in self._cols:
             mean = math.fsum(col) / n
             var = math.fsum((v - mean) ** 2 for v in col) / n
             out.append((mean, math.sqrt(var)))

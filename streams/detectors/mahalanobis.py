@@ -193,8 +193,7 @@ class Mahalanobis:
         model = self.model
         n = len(window)
         if model.smooth and n:
-            columns = zip(*window, strict=True)
-            m = [(math.fsum(col) + v) / (n + 1) for col, v in zip(columns, x, strict=True)]
+            m = [(math.fsum(col) + v) / (n + 1) for col, v in zip(window.columns(), x, strict=True)]
         else:
             m = list(x)
         z = [
@@ -222,7 +221,7 @@ class Mahalanobis:
     def _flat(self, x: Sequence[float], window: SlidingWindow) -> list[float]:
         """Per signal, how far the range of ``W ∪ {x}`` fell below the training floor (0: not)."""
         out = []
-        for col, v, floor in zip(zip(*window, strict=True), x, self.model.flat_range, strict=True):
+        for col, v, floor in zip(window.columns(), x, self.model.flat_range, strict=True):
             if floor <= _MIN_STD:
                 out.append(0.0)
                 continue
