@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from agents.connection import KafkaConnection
 from agents.history import read_history
 from agents.model_store import ModelStore, ModelStoreError
+from agents.replay_desk import ReplayDesk
 from agents.send_buffer import Sends
 from agents.settings import Settings
 from agents.topic_view import TopicView
@@ -36,6 +37,7 @@ from streams.codec import dumps, loads
 from streams.control import Command, Decision, InferenceState, ModelInfo, decide
 from streams.engine import BatchOutput, Engine, Message, by_asset_topic
 from streams.model import Model
+from streams.replay import ReplayState
 from streams.scoring import AssetScorer
 
 log = logging.getLogger(__name__)
@@ -113,8 +115,12 @@ class ControlTopics:
 
 
 def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalog,
-                        wall_ms: Callable[[], int]) -> ControlTopics:
-    """Declare the control agent, its table and the status topics on ``app``."""
+                        wall_ms: Callable[[], int], desk: ReplayDesk | None = None,
+                        metrics: Any = None) -> ControlTopics:
+    """Declare the control agent, its table and the status topics on ``app``.
+
+    ``desk``: checks and runs replays (:mod:`agents.replay_desk`); without it a replay is
+    rejected. ``metrics``: :class:`agents.metrics.WorkerMetrics`, for replay progress."""
     t = settings.topics
 
     def raw(*names: str) -> faust.TopicT:
@@ -140,6 +146,22 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
                   "accepted": False, "reason": reason, "at": wall_ms()}
         sends(topics.events.send_soon(key=inference_id.encode(), value=dumps(result)))
 
+    def record_replay(replay: ReplayState) -> None:
+        """A replay's state: kept in the table (one at a time per inference), on the events
+        topic for ``inference show`` and scripts, and in the replay progress metric."""
+        store(f"replay/{replay.inference_id}", replay.to_record())
+        sends(topics.events.send_soon(key=replay.inference_id.encode(),
+                                      value=dumps(replay.to_record())))
+        if metrics is not None:
+            metrics.set_replay(replay)
+        level = logging.WARNING if replay.status == "Failed" else logging.INFO
+        log.log(level, "replay %s: %s %s%s", replay.replay_id, replay.status, replay.progress,
+                f" ({replay.reason})" if replay.reason else "")
+
+    def running_replay(inference_id: str) -> ReplayState | None:
+        plain = table.data.get(f"replay/{inference_id}")
+        return ReplayState.from_record(plain) if plain else None
+
     def handle(value: bytes | None, internal: bool) -> None:
         record: Any = None
         try:
@@ -157,7 +179,11 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         try:
             plain_state = table.data.get(f"inference/{cmd.inference_id}")
             current = InferenceState.from_record(plain_state) if plain_state else None
-            decision: Decision = decide(current, cmd, catalog, wall_ms(), internal=internal)
+            context = None
+            if cmd.type == "replay" and desk is not None:
+                context = desk.context(current, running_replay(cmd.inference_id))
+            decision: Decision = decide(current, cmd, catalog, wall_ms(), internal=internal,
+                                        replay=context)
             # encoded before anything is stored or sent: a command that cannot be written
             # down is refused whole, never half applied
             state_out = None if decision.state is None else decision.state.to_record()
@@ -180,6 +206,9 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         level = logging.INFO if decision.accepted else logging.WARNING
         log.log(level, "command %s %s on %s: %s", cmd.command_id, cmd.type, cmd.inference_id,
                 decision.reason)
+        if decision.replay is not None and desk is not None:
+            record_replay(decision.replay)
+            desk.start(decision.replay, record_replay)
 
     @app.agent(topics.control, name="control")
     async def control(stream: faust.StreamT) -> None:
@@ -188,6 +217,18 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
                 await asyncio.sleep(0.05)  # polling a condition: the hooks topic read
             handle(event.message.value, internal=event.message.topic == t.control_internal)
             await sends.confirmed()  # state and results out before the ack
+
+    @app.timer(2.0)
+    async def sweep_replays() -> None:
+        """An unfinished replay this worker is not running (its worker stopped mid-replay) is
+        marked Failed with the reason: never Running for ever."""
+        if desk is None or not cast(Any, app.tables).recovery.completed.is_set():
+            return
+        found = {k: ReplayState.from_record(v) for k, v in list(table.data.items())
+                 if k.startswith("replay/") and v}
+        for replay in desk.abandoned(found):
+            record_replay(replay)
+        await sends.confirmed()
 
     return topics
 

@@ -5,7 +5,8 @@
 ``POST /assetwatch/inferences/``           create: ``{"name": …, "model_id": …, "topic": …}``
 ``GET  /assetwatch/inferences/{name}/``    state, progress over all workers, recent events
 ``POST /assetwatch/inferences/{name}/{action}/``  ``pause``, ``restart``, ``delete``,
-                                           ``update-model`` (body ``{"model_id": …}``)
+                                           ``update-model`` (body ``{"model_id": …}``),
+                                           ``replay`` (body ``{"start_ms": …, "end_ms": …}``)
 =========================================  ==============================================
 
 A command answers 200 with its result when accepted, 409 when rejected (the reason in the
@@ -28,7 +29,7 @@ from agents.topic_view import TopicView
 from streams.control import CommandType, InferenceState
 
 ACTIONS: dict[str, CommandType] = {"pause": "pause", "restart": "restart", "delete": "delete",
-                                   "update-model": "update_model"}
+                                   "update-model": "update_model", "replay": "replay"}
 
 
 def register_control_api(app: faust.App, settings: Settings, kafka: KafkaConnection,
@@ -82,5 +83,5 @@ def register_control_api(app: faust.App, settings: Settings, kafka: KafkaConnect
             if type_ is None:
                 return self.json({"error": f"unknown action {action!r}; one of "
                                            f"{', '.join(ACTIONS)}"}, status=404)
-            params = (await body(request) or {}) if type_ == "update_model" else {}
+            params = (await body(request) or {}) if type_ in ("update_model", "replay") else {}
             return await run(type_, name, params, self)

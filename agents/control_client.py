@@ -86,6 +86,17 @@ class ControlClient:
         records = [loads(v) for _, v in self._read_all(self.topics.inference_events) if v]
         return [r for r in records if inference_id is None or r.get("inference_id") == inference_id]
 
+    def wait_replay(self, inference_id: str, replay_id: str, timeout_s: float = 30.0
+                    ) -> dict[str, Any]:
+        """Wait for a replay to end; its last record (Succeeded or Failed)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for r in latest_replays(self.events(inference_id)):
+                if r["replay_id"] == replay_id and r["status"] in ("Succeeded", "Failed"):
+                    return r
+            time.sleep(0.2)  # polling the event log, within the deadline
+        raise ControlTimeoutError(f"replay {replay_id} did not end within {timeout_s:.0f} s")
+
     def _consumer(self) -> Consumer:
         return reader_consumer(self.kafka, "control")
 
@@ -150,6 +161,21 @@ def aggregate(inference: InferenceState, stats: Mapping[str, Mapping[str, Any]],
     }
 
 
+def latest_replays(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each replay's latest record in the event log, in the order replays were first seen.
+
+    >>> ev = [{"kind": "replay", "replay_id": "r1", "status": "Accepted"},
+    ...       {"kind": "gap"}, {"kind": "replay", "replay_id": "r1", "status": "Succeeded"}]
+    >>> [r["status"] for r in latest_replays(ev)]
+    ['Succeeded']
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e.get("kind") == "replay" and isinstance(e.get("replay_id"), str):
+            latest[e["replay_id"]] = dict(e)
+    return list(latest.values())
+
+
 def _ts(ms: int | None) -> str:
     if ms is None:
         return "—"
@@ -193,6 +219,9 @@ def describe(state: InferenceState, progress: Mapping[str, Any],
         f"  hooks:            {', '.join(cfg.hooks)}" if cfg.hooks else None,
         f"  paused since:     {_ts(state.paused_at_ms)}" if state.paused_at_ms else None,
     ]
+    for r in latest_replays(events)[-3:]:
+        lines.append(f"  replay {r['replay_id']}: {r['status']} {r.get('done')}/{r.get('total')} "
+                     f"points" + (f" ({r['reason']})" if r.get("reason") else ""))
     for e in list(events)[-5:]:
         if e.get("kind") == "command_result":
             verdict = "accepted" if e.get("accepted") else "REJECTED"

@@ -16,7 +16,13 @@ import click
 import orjson
 
 from agents.broker import connect
-from agents.control_client import ControlClient, ControlTimeoutError, aggregate, describe
+from agents.control_client import (
+    ControlClient,
+    ControlTimeoutError,
+    aggregate,
+    describe,
+    latest_replays,
+)
 from agents.settings import Settings
 from streams.control import CommandType
 from streams.decode import parse_timestamp
@@ -162,6 +168,44 @@ def update_model(name: str, model_id: str, model_version: int | None, timeout: f
     _finish(_send(_client(broker, topic_prefix), "update_model", name, params, timeout), as_json)
 
 
+@inference_group.command("replay")
+@click.argument("name")
+@click.option("--start", required=True, help="Start of the range (ISO-8601 or epoch ms).")
+@click.option("--end", required=True, help="End of the range, exclusive (ISO-8601 or epoch ms).")
+@click.option("--wait", is_flag=True, help="Wait for the replay to succeed or fail.")
+@timeout_option
+@_options
+def replay(name: str, start: str, end: str, wait: bool, timeout: float, broker: str | None,
+           topic_prefix: str | None, as_json: bool) -> None:
+    """Re-score a past range of an Active inference and overwrite its anomalies (SPEC §6):
+    at most 2,000 data points, one replay per inference at a time, no alerts."""
+    params: dict[str, Any] = {}
+    for key, text in (("start_ms", start), ("end_ms", end)):
+        parsed = int(text) if text.lstrip("-").isdigit() else parse_timestamp(text)
+        if isinstance(parsed, str):
+            return _finish({"kind": "command_result", "type": "replay", "inference_id": name,
+                            "accepted": False,
+                            "reason": f"--{key[:-3]} {parsed}"}, as_json)
+        params[key] = parsed
+    client = _client(broker, topic_prefix)
+    result = _send(client, "replay", name, params, timeout)
+    if not wait or not result["accepted"]:
+        return _finish(result, as_json)
+    replay_id = str(result["reason"]).split()[1]  # "replay <id> accepted: …"
+    try:
+        outcome = client.wait_replay(name, replay_id, timeout_s=timeout)
+    except ControlTimeoutError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(orjson.dumps(outcome).decode())
+    elif outcome["status"] == "Succeeded":
+        click.echo(f"replay {replay_id}: Succeeded, {outcome['done']}/{outcome['total']} points")
+    else:
+        click.echo(f"assetwatch: replay {replay_id} failed: {outcome.get('reason')}", err=True)
+    if outcome["status"] != "Succeeded":
+        sys.exit(1)
+
+
 @inference_group.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include deleted inferences.")
 @_options
@@ -194,6 +238,7 @@ def show(name: str, broker: str | None, topic_prefix: str | None, as_json: bool)
     events = client.events(name)
     if as_json:
         click.echo(orjson.dumps({"state": state.to_record(), "progress": progress,
+                                 "replays": latest_replays(events),
                                  "events": events[-20:]}).decode())
         return
     click.echo(describe(state, progress, events))

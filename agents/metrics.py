@@ -102,6 +102,14 @@ class WorkerMetrics:
             ["inference"], registry=registry)
         self.anomalies = Counter(
             "assetwatch_anomalies_total", "Anomalies published.", ["inference"], registry=registry)
+        self.replay_points = Gauge(
+            "assetwatch_replay_points",
+            "The latest replay of an inference on the controller's worker: points done and in "
+            "total (docs/control.md, Replay).", ["inference", "of"], registry=registry)
+        self.replay_running = Gauge(
+            "assetwatch_replay_running",
+            "1 while a replay of the inference is Accepted or Running, else 0.", ["inference"],
+            registry=registry)
         self.event_to_published = Histogram(
             "assetwatch_event_to_published_seconds",
             "From an anomalous point's own timestamp to its publication (wall clock).",
@@ -185,6 +193,12 @@ class WorkerMetrics:
             self.due_to_published.labels(inference).observe(max(now_ms - due_ms, 0) / 1000)
 
     # ------------------------------------------------------------------ told by other glue
+
+    def set_replay(self, replay: Any) -> None:
+        """Record a replay's progress (a :class:`streams.replay.ReplayState`)."""
+        self.replay_points.labels(replay.inference_id, "done").set(replay.done)
+        self.replay_points.labels(replay.inference_id, "total").set(replay.total)
+        self.replay_running.labels(replay.inference_id).set(0 if replay.finished else 1)
 
     def set_inference_status(self, inference_id: str, status: str) -> None:
         """Record an inference's current status: 1 on its series, 0 on the other statuses.

@@ -104,9 +104,12 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": _json(_ANY_OBJECT, "the inference"),
                           "404": _error("no such inference")}}},
         "/assetwatch/inferences/{name}/{action}/": {"post": {
-            "summary": "pause, restart, delete or update-model (body {\"model_id\": …}).",
+            "summary": "pause, restart, delete, update-model (body {\"model_id\": …}) or "
+                       "replay (body {\"start_ms\": …, \"end_ms\": …}; progress on the events "
+                       "topic).",
             "parameters": [_NAME, {"name": "action", "in": "path", "required": True, "schema": {
-                "type": "string", "enum": ["pause", "restart", "delete", "update-model"]}}],
+                "type": "string",
+                "enum": ["pause", "restart", "delete", "update-model", "replay"]}}],
             "responses": {"200": _json(_ANY_OBJECT, "accepted: the command's result"),
                           "404": _error("unknown action"),
                           "409": _json(_ANY_OBJECT, "rejected, with the reason"),

@@ -28,11 +28,12 @@ from agents.jobs_api import register_job_runner, register_jobs_api
 from agents.kafka_io import make_producer
 from agents.model_store import ModelStore, ModelStoreError
 from agents.openapi import register_openapi
+from agents.replay_desk import ReplayDesk
 from agents.scoring_agent import PipelineStats, register_scoring_agent, wall_ms
 from agents.settings import Settings
 from agents.topic_view import TopicView
 from agents.topics import faust_topic_specs, topic_specs
-from streams.codec import dumps
+from streams.codec import dumps, loads
 from streams.control import Command, InferenceState
 from streams.decode import DecodeLimits
 from streams.engine import Engine
@@ -110,7 +111,10 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
     store = ModelStore(settings.models_dir)
     catalog = StoreCatalog(store, engine.served, engine.signals_seen, hooks.names,
                            lambda: hooks.ready)
-    topics = register_controller(app, settings, catalog, wall_ms)
+    stats_view: TopicView[dict[str, Any]] = TopicView(kafka, settings.topics.inference_stats,
+                                                      _stats_record)
+    desk = ReplayDesk(kafka, settings.topics.anomalies, stats_view.items, engine.scorer, wall_ms)
+    topics = register_controller(app, settings, catalog, wall_ms, desk, handles.metrics)
     view: TopicView[InferenceState] = TopicView(kafka, settings.topics.inference_status,
                                                 decode_state)
     sync = InferenceSync(
@@ -137,6 +141,7 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
     @app.task
     async def start_view() -> None:
         view.start()
+        stats_view.start()
         await asyncio.get_running_loop().run_in_executor(None, declare, kafka, settings, declared)
 
     @app.timer(0.25)
@@ -157,6 +162,14 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
     ensure_topics(kafka, faust_topic_specs(settings, app))
     check_session_timeout(kafka, session_timeout_ms(app))
     return app, stats
+
+
+def _stats_record(value: bytes) -> dict[str, Any]:
+    """A progress record of the stats topic (a ``ValueError`` skips anything else)."""
+    record = loads(value)
+    if not isinstance(record, dict):
+        raise ValueError("not a progress record")
+    return record
 
 
 def faust_worker(app: faust.App, loglevel: str) -> Worker:

@@ -1,9 +1,9 @@
 """Replay through the broker (SPEC §6, issue 14): a past range read from Kafka by time,
 scored apart from the live stream, its results overwritten idempotently.
 
-These drive :func:`agents.replay_runner.run_replay` directly (the worker's wiring of the
-command is not in yet); the expected results come from the pure core
-(:func:`streams.replay.score_range`) over the readings the test itself sent.
+The first tests drive :func:`agents.replay_runner.run_replay` directly; the last sends the
+``replay`` command to a running worker as a user does. The expected results come from the
+pure core (:func:`streams.replay.score_range`) over the readings the test itself sent.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from agents.connection import KafkaConnection
+from agents.control_client import ControlClient, latest_replays
 from agents.kafka_io import make_producer
+from agents.replay_desk import finalised_bound
 from agents.replay_runner import run_replay
 from streams.codec import encode_anomaly
 from streams.records import Anomaly, Reading
@@ -110,3 +113,72 @@ def test_a_replay_that_cannot_read_fails_with_its_reason_never_running(
     r = ReplayState.accepted("r", "inf", START_MS, START_MS + 10_000, 10, 0)
     outcome = run_replay(kafka, scorer, r, p.settings.topics.anomalies, wall_ms=lambda: 1)
     assert outcome.status == "Failed" and outcome.reason
+
+
+def test_the_replay_command_runs_on_a_worker_and_says_how_it_went(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
+    readings = fleet()
+    client = ControlClient(kafka, p.settings)
+    start, end = START_MS + 50 * INTERVAL_MS, START_MS + (50 + POINTS) * INTERVAL_MS
+    inf = p.inference.inference_id
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send(readings)
+        # the workers report what they have finalised; a range within it can be replayed
+        wait_for(lambda: (b := finalised_bound(client.stats(), inf, 1, INTERVAL_MS)) is not None
+                 and b >= end, 60, "the range finalised")
+
+        too_long = client.send(client.command("replay", inf, {"start_ms": start,
+                                                             "end_ms": end + INTERVAL_MS}))
+        assert not too_long["accepted"]
+        assert "2001 data points; a replay covers at most 2000" in too_long["reason"]
+        unfinalised = client.send(client.command("replay", inf, {
+            "start_ms": start, "end_ms": START_MS + 10**6 * INTERVAL_MS}))
+        assert "within what has been finalised" in unfinalised["reason"]
+
+        # two replays at once: the second is refused while the first runs, naming it
+        first = client.command("replay", inf, {"start_ms": start, "end_ms": end})
+        second = client.command("replay", inf, {"start_ms": start, "end_ms": end - INTERVAL_MS})
+        producer = make_producer(kafka)
+        for cmd in (first, second):
+            producer.produce(p.settings.topics.control, key=inf.encode(),
+                             value=orjson.dumps(cmd.to_record()))
+        assert producer.flush(10) == 0
+        began = time.monotonic()
+        answers = wait_for(lambda: (r := {e["command_id"]: e for e in client.events(inf)
+                                          if e.get("kind") == "command_result"})
+                           and first.command_id in r and second.command_id in r and r,
+                           30, "both replay commands answered")
+        rid = replay_id_of(inf, start, end)
+        assert answers[first.command_id]["accepted"], answers[first.command_id]["reason"]
+        assert not answers[second.command_id]["accepted"]
+        assert f"{rid} (" in answers[second.command_id]["reason"]
+        assert "one replay at a time" in answers[second.command_id]["reason"]
+
+        outcome = client.wait_replay(inf, rid, timeout_s=60)
+        took = time.monotonic() - began
+        assert outcome["status"] == "Succeeded", outcome
+        assert (outcome["done"], outcome["total"]) == (POINTS, POINTS)  # data points: range / Δ
+        print(f"replay command of {POINTS} points x 2 assets, accepted → Succeeded: "
+              f"{took:.2f} s")  # docs/benchmarks.md
+        statuses = [r["status"] for r in client.events(inf)
+                    if r.get("kind") == "replay" and r["replay_id"] == rid]
+        assert statuses[0] == "Accepted" and statuses[-1] == "Succeeded"
+        assert [r["status"] for r in latest_replays(client.events(inf))] == ["Succeeded"]
+
+        # the live stream goes on scoring after (and during) the replay
+        later = generate_fleet(["pump-a"], 40, START_MS + (POINTS + 100) * INTERVAL_MS,
+                               INTERVAL_MS, seed=8, faults=[Fault("pump-a", "spike", 30, 1)])
+        p.send(later.readings)
+        spike = f"{inf}/pump-a/{START_MS + (POINTS + 130) * INTERVAL_MS}"
+        wait_for(lambda: spike in p.anomaly_keys(), 30, "the live spike after the replay")
+
+    scorer = AssetScorer(p.inference, p.model, epoch=1)
+    expected, _ = score_range(scorer, readings, start, end, rid)
+    after = {k.decode(): v for k, v in p.read(p.settings.topics.anomalies) if k}
+    standing = {k for k, v in after.items() if v is not None and start <= int(k.rsplit("/", 1)[1]) < end}
+    assert standing == {a.key for a in expected}
+    for a in expected:
+        assert after[a.key] == encode_anomaly(a)
