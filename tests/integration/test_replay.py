@@ -182,3 +182,33 @@ def test_the_replay_command_runs_on_a_worker_and_says_how_it_went(
     assert standing == {a.key for a in expected}
     for a in expected:
         assert after[a.key] == encode_anomaly(a)
+
+
+def test_a_replay_left_running_by_a_stopped_worker_is_marked_failed_with_the_reason(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
+    client = ControlClient(kafka, p.settings)
+    inf = p.inference.inference_id
+    with p.worker() as w:
+        w.wait_ready(60)
+        changelog = f"{p.settings.app_id}-control-state-changelog"
+        # the controller's table as a worker writes it (the inference synchronised from file)
+        rows = wait_for(lambda: [(k, v) for k, v in p.read(changelog) if k and b"inference/" in k],
+                        30, "the controller's table on its changelog")
+    # what a worker killed mid-replay leaves behind: its replay Running in the table
+    key = rows[0][0].replace(f"inference/{inf}".encode(), f"replay/{inf}".encode())
+    left = ReplayState.accepted(replay_id_of(inf, 0, 2_000), inf, 0, 2_000, 2_000, 0).running(1)
+    left = left.progressed(500, 2)
+    producer = make_producer(kafka)
+    producer.produce(changelog, key=key, value=orjson.dumps(left.to_record()), partition=0)
+    assert producer.flush(10) == 0
+
+    with p.worker("second.log") as w:
+        w.wait_ready(60)
+        failed = wait_for(lambda: [r for r in client.events(inf) if r.get("kind") == "replay"
+                                   and r["replay_id"] == left.replay_id], 30,
+                          "the abandoned replay marked Failed")
+    assert failed[-1]["status"] == "Failed"
+    assert failed[-1]["reason"].startswith("the worker stopped at 500/2000 points")
+    assert [r["status"] for r in latest_replays(client.events(inf))] == ["Failed"]
