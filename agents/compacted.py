@@ -1,8 +1,8 @@
-"""A small compacted registry topic (one partition, keyed) published to and replayed into a dict.
+"""A small compacted registry topic (one partition, keyed) published to and read back into a dict.
 
 The model registry (``agents/registry.py``) and the hook registry (``agents/hook_store.py``)
 are such topics. Records are produced one per batch (so the broker's end offset is right);
-readers replay the whole topic from the beginning and keep the last record per key, with a
+readers read the whole topic from the beginning and keep the last record per key, with a
 tombstone (null value) deleting its key — the right answer whether or not the broker compacts
 (the embedded broker never does).
 
@@ -33,7 +33,8 @@ _INVALID_OFFSET = -1001
 Decode = Callable[[str, bytes], V]
 
 
-def replay_consumer(kafka: KafkaConnection, topic: str, purpose: str) -> tuple[Consumer, TopicPartition]:
+def from_beginning_consumer(kafka: KafkaConnection, topic: str,
+                            purpose: str) -> tuple[Consumer, TopicPartition]:
     """A consumer (no group join, nothing committed) assigned partition 0 from the beginning."""
     consumer = Consumer(kafka.client_config(**{
         "group.id": f"assetwatch-{purpose}-{time.monotonic_ns()}",
@@ -45,7 +46,7 @@ def replay_consumer(kafka: KafkaConnection, topic: str, purpose: str) -> tuple[C
     return consumer, tp
 
 
-class Replay(Generic[V]):
+class LatestByKey(Generic[V]):
     """The last value per key from the records of one partition (tombstones delete).
 
     A record ``decode`` refuses is skipped and counted; with ``log``, also logged (the
@@ -133,21 +134,21 @@ class CompactedTopic(Generic[V]):
             why = errors[0] if errors else f"not delivered within {self.timeout_s:.0f} s"
             raise BrokerError(f"{failure}: {why}")
 
-    def replay(self) -> Replay[V]:
-        """An empty replay of this topic, with its decoder."""
-        return Replay(self.topic, self._decode, self._log)
+    def latest_by_key(self) -> LatestByKey[V]:
+        """An empty reading of this topic's last value per key, with its decoder."""
+        return LatestByKey(self.topic, self._decode, self._log)
 
     def read(self) -> dict[str, V]:
-        """The last value of every key: the whole topic replayed, to its end."""
+        """The last value of every key: the whole topic read, to its end."""
         self.ensure_topic()
-        consumer, tp = replay_consumer(self.kafka, self.topic, self._purpose)
-        replay = self.replay()
+        consumer, tp = from_beginning_consumer(self.kafka, self.topic, self._purpose)
+        latest = self.latest_by_key()
         try:
             deadline = time.monotonic() + self.timeout_s
             while time.monotonic() < deadline:
-                replay.apply(consumer.consume(num_messages=500, timeout=0.2))
-                if replay.at_end(consumer, tp):
-                    return dict(replay.items)
+                latest.apply(consumer.consume(num_messages=500, timeout=0.2))
+                if latest.at_end(consumer, tp):
+                    return dict(latest.items)
             raise BrokerError(f"could not read {self.topic} to its end within {self.timeout_s:.0f} s")
         finally:
             consumer.close()

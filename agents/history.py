@@ -36,7 +36,7 @@ def read_history(kafka: KafkaConnection, topics: Sequence[str], partition: int, 
     ``until[topic]`` is the live consumer's next offset when the worker has read the partition
     already. ``None`` means it has not: the read then ends where the live stream began
     (``live_start(topic)``, the first offset it delivered; the caller waits for it, see
-    ``agents.control_agent.LIVE_WAIT_MS``). If nothing came live, the read ends at the
+    ``agents.prefill.LIVE_WAIT_MS``). If nothing came live, the read ends at the
     partition's checkpoint
     (``checkpoint(topic)``, how far the stored state reaches, :mod:`streams.checkpoint`): when
     the live stream then begins past it, the worker reads that hole itself before going on.

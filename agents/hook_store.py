@@ -3,7 +3,7 @@
 Keyed by hook name, one partition; the last record of a key is the hook's config and a
 tombstone (null value) deletes it. Like the model registry (``agents/registry.py``), it is a
 :class:`agents.compacted.CompactedTopic`: records are produced one per batch and readers
-replay the whole topic, keeping the last record per key, which is right whether or not the
+read the whole topic, keeping the last record per key, which is right whether or not the
 broker compacts (the embedded broker never does). A record whose hook name is not its key is
 skipped.
 
@@ -28,7 +28,7 @@ import logging
 from confluent_kafka import Consumer, TopicPartition
 
 from agents.broker import BrokerError
-from agents.compacted import CompactedTopic, Replay, replay_consumer
+from agents.compacted import CompactedTopic, LatestByKey, from_beginning_consumer
 from agents.connection import KafkaConnection
 from agents.settings import Settings
 from streams.hooks import HookConfig, decode_hook, encode_hook
@@ -72,7 +72,7 @@ class HookCache:
     def __init__(self, kafka: KafkaConnection, settings: Settings) -> None:
         self.kafka = kafka
         self.topic = settings.topics.hooks
-        self._replay = Replay(self.topic, _decode, log)
+        self._latest = LatestByKey(self.topic, _decode, log)
         self._consumer: Consumer | None = None
         self._tp: TopicPartition | None = None
         self.ready = False
@@ -80,20 +80,20 @@ class HookCache:
     def poll(self) -> None:
         """Apply whatever records have arrived (non-blocking)."""
         if self._consumer is None:
-            self._consumer, self._tp = replay_consumer(self.kafka, self.topic, PURPOSE)
+            self._consumer, self._tp = from_beginning_consumer(self.kafka, self.topic, PURPOSE)
         try:
-            self._replay.apply(self._consumer.consume(num_messages=500, timeout=0))
+            self._latest.apply(self._consumer.consume(num_messages=500, timeout=0))
         except BrokerError as exc:
             log.warning("hook configs: %s", exc)
             return
         if not self.ready and self._tp is not None:
-            self.ready = self._replay.at_end(self._consumer, self._tp)
+            self.ready = self._latest.at_end(self._consumer, self._tp)
 
     def get(self, name: str) -> HookConfig | None:
-        return self._replay.items.get(name)
+        return self._latest.items.get(name)
 
     def names(self) -> list[str]:
-        return sorted(self._replay.items)
+        return sorted(self._latest.items)
 
     def close(self) -> None:
         if self._consumer is not None:

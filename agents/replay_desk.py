@@ -1,11 +1,11 @@
 """Replays on the controller's worker (SPEC §6, issue 14): what a replay is checked against,
 and running the accepted ones.
 
-The controller (:mod:`agents.control_agent`) decides a ``replay`` command with
+The controller (:mod:`agents.controller`) decides a ``replay`` command with
 :func:`streams.control.decide`, which needs a :class:`streams.control.ReplayContext`:
 
 * **the finalised bound**: every worker publishes, per inference and epoch, the newest slot it
-  has finalised on the stats topic (``InferenceSync._publish_stats``); the bound is the end
+  has finalised on the stats topic (:class:`agents.inference_sync.InferenceSync`); the bound is the end
   of the *oldest* of those slots over the workers that report one — each worker has
   finalised its assets up to there, so a range ending at or before it is no longer in flight;
 * **the model's data interval**, from the scorer this worker holds for the inference;

@@ -16,14 +16,15 @@ from faust.worker import Worker
 from agents.app import create_app, session_timeout_ms
 from agents.broker import check_session_timeout, ensure_topics
 from agents.connection import KafkaConnection
-from agents.control_agent import InferenceSync, StoreCatalog, decode_state, register_controller
 from agents.control_api import register_control_api
+from agents.controller import StoreCatalog, decode_state, register_controller
 from agents.correlation_agent import register_correlation_agent
 from agents.delivery_agent import register_delivery_agent
 from agents.detect import register_detect_api
 from agents.health import register_health_views, worker_readiness
 from agents.history import read_offsets
 from agents.hook_store import HookCache
+from agents.inference_sync import InferenceSync
 from agents.jobs_api import register_job_runner, register_jobs_api
 from agents.kafka_io import make_producer
 from agents.model_store import ModelStore, ModelStoreError
