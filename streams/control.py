@@ -3,7 +3,7 @@
 Pure: :func:`decide` takes an inference's current state (or ``None``), one
 :class:`Command`, what the deployment knows (:class:`Catalog`: models, topics, hooks) and
 the wall time, and returns a :class:`Decision` — accepted or rejected, with a readable
-reason, and the new state. The glue (``agents/control_agent.py``) applies decisions one at
+reason, and the new state. The glue (``agents/controller.py``) applies decisions one at
 a time, in control-topic order, and publishes both the state and the result.
 
 Statuses and moves::
