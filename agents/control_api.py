@@ -6,7 +6,8 @@
 ``GET  /assetwatch/inferences/{name}/``    state, progress over all workers, recent events
 ``POST /assetwatch/inferences/{name}/{action}/``  ``pause``, ``restart``, ``delete``,
                                            ``update-model`` (body ``{"model_id": …}``),
-                                           ``replay`` (body ``{"start_ms": …, "end_ms": …}``)
+                                           ``replay`` (body ``{"start_ms": …, "end_ms": …}``,
+                                           optionally ``"assets": [...]``)
 =========================================  ==============================================
 
 A command answers 200 with its result when accepted, 409 when rejected (the reason in the

@@ -86,13 +86,16 @@ class ControlClient:
         records = [loads(v) for _, v in self._read_all(self.topics.inference_events) if v]
         return [r for r in records if inference_id is None or r.get("inference_id") == inference_id]
 
-    def wait_replay(self, inference_id: str, replay_id: str, timeout_s: float = 30.0
-                    ) -> dict[str, Any]:
-        """Wait for a replay to end; its last record (Succeeded or Failed)."""
+    def wait_replay(self, inference_id: str, replay_id: str, timeout_s: float = 30.0,
+                    since_ms: int = 0) -> dict[str, Any]:
+        """Wait for a replay to end; its last record (Succeeded or Failed). ``since_ms``: the
+        time the replay was accepted (its command result's ``at``), so that an earlier run of
+        the same range (the same id) is not taken for this one."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for r in latest_replays(self.events(inference_id)):
-                if r["replay_id"] == replay_id and r["status"] in ("Succeeded", "Failed"):
+                if (r["replay_id"] == replay_id and r["status"] in ("Succeeded", "Failed")
+                        and int(r.get("updated_at", 0)) >= since_ms):
                     return r
             time.sleep(0.2)  # polling the event log, within the deadline
         raise ControlTimeoutError(f"replay {replay_id} did not end within {timeout_s:.0f} s")
@@ -217,11 +220,13 @@ def describe(state: InferenceState, progress: Mapping[str, Any],
         else None,
         f"  alerts:           {', '.join(a.name for a in cfg.alerts)}" if cfg.alerts else None,
         f"  hooks:            {', '.join(cfg.hooks)}" if cfg.hooks else None,
+        "  late data:        re-scored automatically" if cfg.rescore_late else None,
         f"  paused since:     {_ts(state.paused_at_ms)}" if state.paused_at_ms else None,
     ]
     for r in latest_replays(events)[-3:]:
-        lines.append(f"  replay {r['replay_id']}: {r['status']} {r.get('done')}/{r.get('total')} "
-                     f"points" + (f" ({r['reason']})" if r.get("reason") else ""))
+        origin = " (late data, automatic)" if r.get("origin") == "late" else ""
+        lines.append(f"  replay {r['replay_id']}{origin}: {r['status']} {r.get('done')}/"
+                     f"{r.get('total')} points" + (f" ({r['reason']})" if r.get("reason") else ""))
     for e in list(events)[-5:]:
         if e.get("kind") == "command_result":
             verdict = "accepted" if e.get("accepted") else "REJECTED"

@@ -2,7 +2,9 @@
 topic, so exactly one worker of the group decides, in topic order.
 
 Its table (``control-state``, changelog-backed) holds every inference's state, every
-command's result and each inference's latest replay; it applies :func:`streams.control.decide`
+command's result, each inference's latest replay and its queue of late ranges to re-score
+(:class:`streams.late_rescore.RescoreQueue`, started one at a time by the replay sweep); it
+applies :func:`streams.control.decide`
 and publishes the new state (compacted status topic, keyed by inference id), the result and
 any gap (event log). A command id seen before gets its first result again. Replays are checked
 and run by :class:`agents.replay_desk.ReplayDesk`. Every worker follows the decisions with
@@ -25,7 +27,8 @@ from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.codec import dumps, loads
 from streams.control import Command, Decision, InferenceState, ModelInfo, decide
-from streams.replay import ReplayState
+from streams.late_rescore import RescoreQueue
+from streams.replay import ReplayState, check_range, replay_id_of
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,56 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         plain = table.data.get(f"replay/{inference_id}")
         return ReplayState.from_record(plain) if plain else None
 
+    def inference_state(inference_id: str) -> InferenceState | None:
+        plain = table.data.get(f"inference/{inference_id}")
+        return InferenceState.from_record(plain) if plain else None
+
+    def queue_late(decision: Decision) -> None:
+        """A worker's late ranges, merged into the inference's queue (no command result: the
+        requests are the workers' own, and their replays report on the events topic)."""
+        key = f"late/{decision.command.inference_id}"
+        plain = table.data.get(key)
+        queue = RescoreQueue.from_record(plain) if plain else None
+        if queue is None or queue.interval_ms != decision.late_interval_ms:
+            queue = RescoreQueue(decision.late_interval_ms)
+        queue = queue.add(decision.late)
+        store(key, queue.to_record())
+
+    def start_late_rescores() -> None:
+        """Start the next late range of each inference whose turn has come."""
+        assert desk is not None
+        for key, plain in list(table.data.items()):
+            if not key.startswith("late/") or not plain or not plain.get("pending"):
+                continue
+            inference_id = key.removeprefix("late/")
+            queue = RescoreQueue.from_record(plain)
+            state = inference_state(inference_id)
+            if state is None or state.status != "Active" or not state.config.rescore_late:
+                store(key, RescoreQueue(queue.interval_ms, dropped=queue.dropped).to_record())
+                continue
+            running = running_replay(inference_id)
+            context = desk.context(state, running)
+            if context is None or context.interval_ms != queue.interval_ms:
+                continue
+            busy = running is not None and not running.finished
+            now = wall_ms()
+            chosen, rest = queue.next(now, context.finalised_ms, busy)
+            if chosen is None:
+                continue
+            store(key, rest.to_record())
+            try:
+                total = check_range(chosen.start_ms, chosen.end_ms, context.interval_ms,
+                                    context.finalised_ms)
+            except ValueError as exc:  # cannot happen for a queued range; dropped, said why
+                log.warning("late range of %s dropped: %s", inference_id, exc)
+                continue
+            replay = ReplayState.accepted(
+                replay_id_of(inference_id, chosen.start_ms, chosen.end_ms, chosen.assets),
+                inference_id, chosen.start_ms, chosen.end_ms, total, now,
+                assets=chosen.assets, origin="late")
+            record_replay(replay)
+            desk.start(replay, record_replay)
+
     def handle(value: bytes | None, internal: bool) -> None:
         record: Any = None
         try:
@@ -159,6 +212,14 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         seen = table.data.get(f"command/{cmd.command_id}")
         if seen is not None:
             sends(topics.events.send_soon(key=cmd.inference_id.encode(), value=dumps(seen)))
+            return
+        if cmd.type == "rescore_late":
+            late = decide(inference_state(cmd.inference_id), cmd, catalog, wall_ms(),
+                          internal=internal)
+            if late.accepted:
+                queue_late(late)
+            else:
+                log.info("late re-score request %s not queued: %s", cmd.command_id, late.reason)
             return
         try:
             plain_state = table.data.get(f"inference/{cmd.inference_id}")
@@ -212,6 +273,7 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
                  if k.startswith("replay/") and v}
         for replay in desk.abandoned(found):
             record_replay(replay)
+        start_late_rescores()
         await sends.confirmed()
 
     return topics

@@ -96,12 +96,14 @@ timeout_option = click.option("--timeout", type=float, default=30.0, show_defaul
 @click.option("--alert", "alerts", multiple=True, metavar="JSON",
               help='Alert configuration, e.g. \'{"name": "high-vib", "correlation_points": 5}\'.')
 @click.option("--hook", "hooks", multiple=True, help="Hook to notify (repeatable).")
+@click.option("--rescore-late", is_flag=True,
+              help="Re-score the ranges late points change, automatically (replays, no alerts).")
 @timeout_option
 @_options
 def create(name: str, model_id: str, model_version: int | None, topic: str, assets: tuple[str, ...],
            start: str | None, delay_s: float, sensitivity: int | None, clock: str,
-           alerts: tuple[str, ...], hooks: tuple[str, ...], timeout: float, broker: str | None,
-           topic_prefix: str | None, as_json: bool) -> None:
+           alerts: tuple[str, ...], hooks: tuple[str, ...], rescore_late: bool, timeout: float,
+           broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
     """Schedule a streaming inference NAME."""
 
     def refuse(reason: str) -> None:
@@ -113,7 +115,8 @@ def create(name: str, model_id: str, model_version: int | None, topic: str, asse
     except ValueError as exc:
         return refuse(f"invalid inference: {exc}")
     params: dict[str, Any] = {"model_id": model_id, "topic": topic, "delay_ms": delay_ms,
-                              "clock": clock, "assets": list(assets), "hooks": list(hooks)}
+                              "clock": clock, "assets": list(assets), "hooks": list(hooks),
+                              "rescore_late": rescore_late}
     if model_version is not None:
         params["model_version"] = model_version
     if sensitivity is not None:
@@ -172,14 +175,16 @@ def update_model(name: str, model_id: str, model_version: int | None, timeout: f
 @click.argument("name")
 @click.option("--start", required=True, help="Start of the range (ISO-8601 or epoch ms).")
 @click.option("--end", required=True, help="End of the range, exclusive (ISO-8601 or epoch ms).")
+@click.option("--asset", "assets", multiple=True,
+              help="Replay only these assets (repeatable; default: all the inference's).")
 @click.option("--wait", is_flag=True, help="Wait for the replay to succeed or fail.")
 @timeout_option
 @_options
-def replay(name: str, start: str, end: str, wait: bool, timeout: float, broker: str | None,
-           topic_prefix: str | None, as_json: bool) -> None:
+def replay(name: str, start: str, end: str, assets: tuple[str, ...], wait: bool, timeout: float,
+           broker: str | None, topic_prefix: str | None, as_json: bool) -> None:
     """Re-score a past range of an Active inference and overwrite its anomalies (SPEC §6):
     at most 2,000 data points, one replay per inference at a time, no alerts."""
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"assets": list(assets)} if assets else {}
     for key, text in (("start_ms", start), ("end_ms", end)):
         parsed = int(text) if text.lstrip("-").isdigit() else parse_timestamp(text)
         if isinstance(parsed, str):
@@ -193,7 +198,8 @@ def replay(name: str, start: str, end: str, wait: bool, timeout: float, broker: 
         return _finish(result, as_json)
     replay_id = str(result["reason"]).split()[1]  # "replay <id> accepted: …"
     try:
-        outcome = client.wait_replay(name, replay_id, timeout_s=timeout)
+        outcome = client.wait_replay(name, replay_id, timeout_s=timeout,
+                                     since_ms=int(result.get("at", 0)))
     except ControlTimeoutError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

@@ -5,7 +5,9 @@ the engine; each new epoch's slots are held and pre-filled per owned partition
 (:class:`agents.prefill.EpochPrefills`). It reports an inference that keeps failing to the
 controller (→ SystemPaused, the others go on), puts a batch's data gaps and regime changes
 on the events topic, and publishes each inference's progress on the stats topic (which the
-replay desk reads for the finalised bound).
+replay desk reads for the finalised bound). For an inference with ``rescore_late`` it collects
+the ranges its late points changed and asks the controller to re-score them
+(:class:`streams.late_rescore.LateRequests`, internal command ``rescore_late``).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from agents.prefill import EpochPrefills
 from agents.settings import Settings
 from agents.topic_view import TopicView
 from streams.codec import dumps
-from streams.control import Command, InferenceState
+from streams.control import MAX_LATE_RANGES, Command, InferenceState
 from streams.engine import BatchOutput, Engine
+from streams.late_rescore import LateRequests
 from streams.model import Model
 from streams.scoring import AssetScorer
 
@@ -57,6 +60,8 @@ class InferenceSync:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     last_stats_ms: int = 0
     prefills: EpochPrefills = field(init=False)
+    late: LateRequests = field(default_factory=LateRequests)
+    late_requests_sent: int = 0
 
     def __post_init__(self) -> None:
         self.prefills = EpochPrefills(self.settings, self.engine, self.kafka, self.table,
@@ -78,6 +83,7 @@ class InferenceSync:
             self.reconcile()
         self.prefills.step()
         now = self.wall_ms()
+        self._request_rescores(now)
         if now - self.last_stats_ms >= self.settings.stats_interval_s * 1000:
             self.last_stats_ms = now
             self._publish_stats(now)
@@ -129,6 +135,11 @@ class InferenceSync:
             self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record))
         for _, anomaly in out.anomalies:
             self.counts.setdefault(anomaly.inference_id, Counter())["anomalies"] += 1
+        for _, inference_id, point in out.late:
+            scorer = self.engine.scorer(inference_id)
+            if scorer is not None and scorer.inference.rescore_late:
+                self.late.add(inference_id, point.reading.asset_id, point.slot_ms,
+                              scorer.model.interval_ms, scorer.model.window_size, self.wall_ms())
         for inference_id, error in out.failures.items():
             scorer = self.engine.scorer(inference_id)
             epoch = scorer.epoch if scorer is not None else 0
@@ -137,6 +148,28 @@ class InferenceSync:
             if self.failures[(inference_id, epoch)] >= self.settings.max_inference_failures:
                 self._report(inference_id, epoch, f"failed {self.failures[(inference_id, epoch)]} "
                              f"times; last error: {error}")
+
+    def _request_rescores(self, now_ms: int) -> None:
+        """Ask the controller to re-score the ranges late points changed (collected for a
+        second per inference, coalesced)."""
+        by_inference: dict[str, list[dict[str, Any]]] = {}
+        for inference_id, r in self.late.due(now_ms):
+            by_inference.setdefault(inference_id, []).append(r.to_record())
+        for inference_id, ranges in by_inference.items():
+            scorer = self.engine.scorer(inference_id)
+            if scorer is None:
+                continue
+            for i in range(0, len(ranges), MAX_LATE_RANGES):
+                self.late_requests_sent += 1
+                cmd = Command(f"late/{inference_id}/{self.worker_id}/{now_ms}/{self.late_requests_sent}",
+                              "rescore_late", inference_id,
+                              {"interval_ms": scorer.model.interval_ms,
+                               "ranges": ranges[i:i + MAX_LATE_RANGES]},
+                              now_ms, f"worker:{self.worker_id}")
+                self.topics.internal.send_soon(key=inference_id.encode(),
+                                               value=dumps(cmd.to_record()))
+                log.info("late points of %s: asked to re-score %d range(s)", inference_id,
+                         len(ranges[i:i + MAX_LATE_RANGES]))
 
     def _report(self, inference_id: str, epoch: int, error: str) -> None:
         """Ask the controller to move the inference to SystemPaused (once per epoch)."""

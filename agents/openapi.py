@@ -105,8 +105,8 @@ def openapi_document() -> dict[str, Any]:
                           "404": _error("no such inference")}}},
         "/assetwatch/inferences/{name}/{action}/": {"post": {
             "summary": "pause, restart, delete, update-model (body {\"model_id\": …}) or "
-                       "replay (body {\"start_ms\": …, \"end_ms\": …}; progress on the events "
-                       "topic).",
+                       "replay (body {\"start_ms\": …, \"end_ms\": …, optionally \"assets\": "
+                       "[…]}; progress on the events topic).",
             "parameters": [_NAME, {"name": "action", "in": "path", "required": True, "schema": {
                 "type": "string",
                 "enum": ["pause", "restart", "delete", "update-model", "replay"]}}],

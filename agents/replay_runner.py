@@ -29,7 +29,7 @@ from agents.kafka_io import make_producer, reader_consumer
 from streams.codec import encode_anomaly
 from streams.decode import decode_telemetry
 from streams.records import Reading, Rejection
-from streams.replay import ReplayState, in_range, keys_to_tombstone, score_range
+from streams.replay import ReplayState, in_range, keys_to_tombstone, replay_assets, score_range
 from streams.scoring import AssetScorer
 
 #: Reading stops at each partition's end as the fetch responses show it.
@@ -108,8 +108,9 @@ def read_range(kafka: KafkaConnection, topic: str, from_ms: int, end_ms: int,
 
 
 def standing_keys(kafka: KafkaConnection, topic: str, inference_id: str, start_ms: int,
-                  end_ms: int) -> set[str]:
-    """The anomaly keys of the inference in ``[start, end)`` whose latest value is an anomaly.
+                  end_ms: int, assets: frozenset[str] = frozenset()) -> set[str]:
+    """The anomaly keys of the inference in ``[start, end)`` (of ``assets``, if given) whose
+    latest value is an anomaly.
 
     Keys carry the anomaly's own time, not the record's, so every partition is read from its
     beginning; only the keys in range are kept.
@@ -120,7 +121,7 @@ def standing_keys(kafka: KafkaConnection, topic: str, inference_id: str, start_m
         standing: set[str] = set()
         for m in _records(consumer, starts, ends, READ_DEADLINE_S):
             key = (m.key() or b"").decode("utf-8", "replace")
-            if not in_range(key, inference_id, start_ms, end_ms):
+            if not in_range(key, inference_id, start_ms, end_ms, assets):
                 continue
             if m.value() is None:
                 standing.discard(key)
@@ -140,16 +141,17 @@ def run_replay(kafka: KafkaConnection, scorer: AssetScorer, replay: ReplayState,
     report(state)
     try:
         cfg = scorer.inference
+        assets = replay_assets(cfg.assets, frozenset(replay.assets))
         history_from = scorer.history_from_ms(replay.start_ms)
-        readings = read_range(kafka, cfg.topic, history_from, replay.end_ms, cfg.assets)
+        readings = read_range(kafka, cfg.topic, history_from, replay.end_ms, assets)
         anomalies, done = score_range(scorer, readings, replay.start_ms, replay.end_ms,
-                                      replay.replay_id)
+                                      replay.replay_id, assets)
         state = state.progressed(done, wall_ms())
         report(state)
         existing = standing_keys(kafka, anomalies_topic, cfg.inference_id, replay.start_ms,
-                                 replay.end_ms)
+                                 replay.end_ms, assets)
         gone = keys_to_tombstone(existing, [a.key for a in anomalies], cfg.inference_id,
-                                 replay.start_ms, replay.end_ms)
+                                 replay.start_ms, replay.end_ms, assets)
         producer = make_producer(kafka)
         for a in anomalies:
             producer.produce(anomalies_topic, key=a.key.encode(), value=encode_anomaly(a))

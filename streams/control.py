@@ -21,8 +21,10 @@ clock the inference's time is the feed's own, which did not move while it was pa
 start is kept, and each asset resumes after the last point its earlier epoch took
 (:meth:`streams.scoring.AssetScorer.new_state`), so nothing is skipped and no gap is reported.
 
-``fail`` is internal (:data:`INTERNAL_COMMAND_TYPES`): a worker reports an inference that
-keeps failing on the internal control topic; from the public control topic it is rejected.
+``fail`` and ``rescore_late`` are internal (:data:`INTERNAL_COMMAND_TYPES`): on the internal
+control topic a worker reports an inference that keeps failing, or asks for the ranges its
+late points changed to be re-scored (:mod:`streams.late_rescore`); from the public control
+topic they are rejected.
 
 >>> catalog = StaticCatalog(models={("m", 1): ModelInfo("m", 1, "completed", ("v",))},
 ...                         topics={"tele": None})
@@ -38,7 +40,7 @@ keeps failing on the internal control topic; from the public control topic it is
 >>> d3.state.status, d3.state.epoch, d3.gap
 ('Active', 2, (2000, 9000))
 >>> decide(d3.state, Command("c4", "fail", "inf", {}, 9_500, "me"), catalog, 9_500).reason
-"fail is an internal command (a worker's failure report); it is not accepted from the public control topic"
+"fail is an internal command (a worker's report or request); it is not accepted from the public control topic"
 """
 
 from __future__ import annotations
@@ -47,14 +49,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, Protocol, cast, get_args
 
-from streams.inference import MAX_MODEL_VERSION, MAX_START_MS, InferenceConfig, whole_number
+from streams.inference import (
+    MAX_ASSETS,
+    MAX_MODEL_VERSION,
+    MAX_START_MS,
+    InferenceConfig,
+    asset_id_problem,
+    whole_number,
+)
+from streams.late_rescore import RescoreRange
 from streams.replay import ReplayState, check_range, replay_id_of
 
 Status = Literal["Active", "UserPaused", "SystemPaused", "Deleted"]
-CommandType = Literal["create", "pause", "restart", "delete", "update_model", "replay", "fail"]
+CommandType = Literal["create", "pause", "restart", "delete", "update_model", "replay", "fail",
+                      "rescore_late"]
 COMMAND_TYPES: Final = get_args(CommandType)
 #: Commands only workers send, on the internal control topic (docs/control.md).
-INTERNAL_COMMAND_TYPES: Final = ("fail",)
+INTERNAL_COMMAND_TYPES: Final = ("fail", "rescore_late")
+#: The most late ranges one ``rescore_late`` request carries.
+MAX_LATE_RANGES: Final = 100
 #: How far in the past a wall-clock start may be (the command's transit), in ms.
 START_TOLERANCE_MS: Final = 60_000
 #: How far ahead of now a wall-clock start may be: a year (a later one is a typo).
@@ -233,6 +246,9 @@ class Decision:
     gap: tuple[int, int] | None = None
     #: an accepted replay, Accepted (SPEC §6); the inference's state does not change
     replay: ReplayState | None = None
+    #: an accepted ``rescore_late`` request: the ranges to queue, at the model's interval
+    late: tuple[RescoreRange, ...] = ()
+    late_interval_ms: int = 0
 
     def result_record(self) -> dict[str, Any]:
         """The event log's record (kind ``command_result``)."""
@@ -268,7 +284,7 @@ def decide(current: InferenceState | None, cmd: Command, catalog: Catalog, now_m
     against (:class:`ReplayContext`); without it a replay is rejected.
     """
     if cmd.type in INTERNAL_COMMAND_TYPES and not internal:
-        return _reject(cmd, f"{cmd.type} is an internal command (a worker's failure report); "
+        return _reject(cmd, f"{cmd.type} is an internal command (a worker's report or request); "
                        "it is not accepted from the public control topic", now_ms)
     if current is not None and current.status == "Deleted":
         current = None
@@ -300,7 +316,56 @@ def decide(current: InferenceState | None, cmd: Command, catalog: Catalog, now_m
         state = replace(current, status="SystemPaused", error=error, paused_at_ms=now_ms,
                         updated_at_ms=now_ms)
         return Decision(cmd, True, f"system paused: {error}", now_ms, state)
+    if cmd.type == "rescore_late":
+        return _rescore_late(current, cmd, now_ms)
     return _replay(current, cmd, replay, now_ms)
+
+
+def _rescore_late(current: InferenceState, cmd: Command, now_ms: int) -> Decision:
+    """Take a worker's late ranges for the controller's queue (:mod:`streams.late_rescore`).
+
+    >>> st = InferenceState(InferenceConfig("inf", "m", "t", rescore_late=True), "Active", 1, 0, 0, 0)
+    >>> c = Command("l1", "rescore_late", "inf", {"interval_ms": 1_000, "ranges": [
+    ...     {"start_ms": 0, "end_ms": 9_000, "assets": ["pump-1"]}]}, 0, "worker:a")
+    >>> d = decide(st, c, StaticCatalog(), 5, internal=True)
+    >>> d.accepted, d.late[0].end_ms, d.late_interval_ms
+    (True, 9000, 1000)
+    >>> decide(replace(st, config=InferenceConfig("inf", "m", "t")), c, StaticCatalog(), 5,
+    ...        internal=True).reason
+    'inf does not re-score late data (option rescore_late is off)'
+    """
+    name = current.inference_id
+    if current.status != "Active":
+        return _reject(cmd, f"late re-score needs an Active inference; {name} is {current.status}",
+                       now_ms)
+    if not current.config.rescore_late:
+        return _reject(cmd, f"{name} does not re-score late data (option rescore_late is off)",
+                       now_ms)
+    try:
+        interval = whole_number(cmd.params.get("interval_ms"), "interval_ms", 1, MAX_START_MS)
+        plain = cmd.params.get("ranges")
+        if not isinstance(plain, list) or not 0 < len(plain) <= MAX_LATE_RANGES:
+            raise ValueError(f"ranges must be a list of 1 to {MAX_LATE_RANGES} late ranges")
+        ranges = tuple(RescoreRange.from_record(r) if isinstance(r, Mapping) else
+                       RescoreRange.from_record({}) for r in plain)
+        _check_assets([a for r in ranges for a in r.assets], current.config)
+    except ValueError as exc:
+        return _reject(cmd, f"late re-score: {exc}", now_ms)
+    return Decision(cmd, True, f"{len(ranges)} late range(s) queued for re-score", now_ms,
+                    late=ranges, late_interval_ms=interval)
+
+
+def _check_assets(assets: list[Any], config: InferenceConfig) -> frozenset[str]:
+    """The assets a replay names, each a valid asset id within the inference's filter."""
+    if len(assets) > MAX_ASSETS:
+        raise ValueError(f"a replay names at most {MAX_ASSETS} assets, got {len(assets)}")
+    problems = sorted({p for a in assets if (p := asset_id_problem(a)) is not None})
+    outside = sorted({a for a in assets if isinstance(a, str) and not config.wants(a)})
+    if outside:
+        problems.append(f"asset(s) outside the inference's filter: {', '.join(outside[:5])}")
+    if problems:
+        raise ValueError("; ".join(problems[:3]))
+    return frozenset(assets)
 
 
 def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
@@ -334,6 +399,15 @@ def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
             bounds[k] = whole_number(cmd.params[k], f"replay {k} (epoch ms)", 0, MAX_START_MS)
         except ValueError as exc:
             problems.append(str(exc))
+    assets: frozenset[str] = frozenset()
+    asked = cmd.params.get("assets")
+    if asked is not None:
+        try:
+            if not isinstance(asked, list):
+                raise ValueError(f"params.assets must be a list of asset ids, got {asked!r}"[:200])
+            assets = _check_assets(asked, current.config)
+        except ValueError as exc:
+            problems.append(f"replay {exc}")
     if problems:
         return _reject(cmd, "; ".join(problems), now_ms)
     start, end = bounds["start_ms"], bounds["end_ms"]
@@ -341,7 +415,8 @@ def _replay(current: InferenceState, cmd: Command, ctx: ReplayContext | None,
         total = check_range(start, end, ctx.interval_ms, ctx.finalised_ms)
     except ValueError as exc:
         return _reject(cmd, f"replay: {exc}", now_ms)
-    state = ReplayState.accepted(replay_id_of(name, start, end), name, start, end, total, now_ms)
+    state = ReplayState.accepted(replay_id_of(name, start, end, assets), name, start, end, total,
+                                 now_ms, assets=assets)
     return Decision(cmd, True, f"replay {state.replay_id} accepted: [{start}, {end}), {total} "
                     "points; progress on the status topic", now_ms, replay=state)
 

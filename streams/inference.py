@@ -125,7 +125,8 @@ class InferenceConfig:
     ``model_version``: the version scored with; ``None`` (a worker's declaration file) means
     the latest, and the control plane pins the latest Completed one when it accepts a create.
     ``alerts`` and ``hooks``: the alert configurations (SPEC §7) and the names of the hooks
-    their notifications go to.
+    their notifications go to. ``rescore_late``: replay the ranges late points changed,
+    automatically (:mod:`streams.late_rescore`; off by default).
     """
 
     inference_id: str
@@ -141,6 +142,7 @@ class InferenceConfig:
     model_version: int | None = None
     alerts: tuple[AlertConfig, ...] = ()
     hooks: tuple[str, ...] = ()
+    rescore_late: bool = False
 
     def __post_init__(self) -> None:
         """Every bound at once (docs/control.md, "Bounds"); ``ValueError`` lists what is wrong."""
@@ -167,6 +169,8 @@ class InferenceConfig:
                 whole_number(value, what, low, high)
             except ValueError as exc:
                 problems.append(str(exc))
+        if not isinstance(self.rescore_late, bool):
+            problems.append(f"rescore_late must be true or false, got {self.rescore_late!r}")
         if self.clock not in CLOCK_MODES:
             problems.append(f"clock must be one of {', '.join(CLOCK_MODES)}, got {self.clock!r}")
         if len(self.assets) > MAX_ASSETS:
@@ -197,7 +201,7 @@ class InferenceConfig:
         """
         known = {"inference_id", "model_id", "topic", "sensitivity", "start_ms", "delay_ms",
                  "assets", "clock", "idle_timeout_ms", "max_fill_points", "model_version",
-                 "alerts", "hooks"}
+                 "alerts", "hooks", "rescore_late"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown inference field(s): {', '.join(sorted(unknown))}")
@@ -251,6 +255,7 @@ class InferenceConfig:
                                                for a in listed("alerts", "alert configurations")),
                                  ())),
             "hooks": tuple(hooks),
+            "rescore_late": d.get("rescore_late", False),
         }
         try:
             config = cls(**fields)
@@ -275,6 +280,7 @@ class InferenceConfig:
             "model_version": self.model_version,
             "alerts": [a.to_dict() for a in self.alerts],
             "hooks": list(self.hooks),
+            "rescore_late": self.rescore_late,
         }
 
 

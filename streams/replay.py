@@ -23,6 +23,7 @@ This module holds what does not need Kafka:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
@@ -119,18 +120,19 @@ def in_range(key: str, inference_id: str, start_ms: int, end_ms: int,
 
 
 def keys_to_tombstone(existing: Iterable[str], republished: Iterable[str], inference_id: str,
-                      start_ms: int, end_ms: int) -> list[str]:
+                      start_ms: int, end_ms: int,
+                      assets: frozenset[str] = frozenset()) -> list[str]:
     """The earlier anomaly keys in the range that the replay did not republish, sorted.
 
     ``existing``: the keys whose latest value on the anomalies topic is an anomaly (not a
-    tombstone); keys outside the inference or the range are left alone.
+    tombstone); keys outside the inference, the range or ``assets`` (if given) are left alone.
 
     >>> keys_to_tombstone(["i/a/1", "i/a/2", "i/a/99", "j/a/1"], ["i/a/2", "i/a/3"], "i", 0, 10)
     ['i/a/1']
     """
     kept = set(republished)
     return sorted({k for k in existing
-                   if k not in kept and in_range(k, inference_id, start_ms, end_ms)})
+                   if k not in kept and in_range(k, inference_id, start_ms, end_ms, assets)})
 
 
 def latest_standing(records: Iterable[tuple[str, bool]]) -> set[str]:
@@ -148,15 +150,22 @@ def latest_standing(records: Iterable[tuple[str, bool]]) -> set[str]:
     return standing
 
 
-def replay_id_of(inference_id: str, start_ms: int, end_ms: int) -> str:
-    """A replay's id: the inference and the range. Deterministic, so the anomalies a replay
-    republishes (their ``replay_id``) are the same records when the same range is replayed
-    again: replaying twice leaves the topic as replaying once.
+def replay_id_of(inference_id: str, start_ms: int, end_ms: int,
+                 assets: Iterable[str] = ()) -> str:
+    """A replay's id: the inference, the range and, for a replay of some assets only, a digest
+    of their names. Deterministic, so the anomalies a replay republishes (their ``replay_id``)
+    are the same records when the same range is replayed again: replaying twice leaves the
+    topic as replaying once.
 
-    >>> replay_id_of("inf", 0, 5000)
-    'inf/replay/0-5000'
+    >>> replay_id_of("inf", 0, 5000), replay_id_of("inf", 0, 5000, ["pump-1"])
+    ('inf/replay/0-5000', 'inf/replay/0-5000/assets-307e6f79')
     """
-    return f"{inference_id}/replay/{start_ms}-{end_ms}"
+    rid = f"{inference_id}/replay/{start_ms}-{end_ms}"
+    names = sorted(set(assets))
+    if not names:
+        return rid
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
+    return f"{rid}/assets-{digest}"
 
 
 def range_scorer(scorer: AssetScorer, start_ms: int) -> AssetScorer:
@@ -167,17 +176,18 @@ def range_scorer(scorer: AssetScorer, start_ms: int) -> AssetScorer:
 
 
 def score_range(scorer: AssetScorer, readings: Iterable[Reading], start_ms: int, end_ms: int,
-                replay_id: str) -> tuple[list[Anomaly], int]:
+                replay_id: str, assets: frozenset[str] = frozenset()) -> tuple[list[Anomaly], int]:
     """Score ``[start, end)`` from scratch: ``(anomalies, points done)``.
 
     ``readings``: the inference's readings from ``scorer.history_from_ms(start_ms)`` up to
     ``end_ms`` (others are ignored), any order; each asset gets a fresh state of
     :func:`range_scorer`, the points go through the same slots (fill, gaps, duplicates) as
     live, and every slot before ``end_ms`` is finalised. The anomalies carry ``replay_id``
-    (so no alert is raised for them, :mod:`streams.alerts`).
+    (so no alert is raised for them, :mod:`streams.alerts`). ``assets``: score only these
+    (of the inference's).
     """
     rs = range_scorer(scorer, start_ms)
-    wanted = scorer.inference.assets
+    wanted = replay_assets(scorer.inference.assets, assets)
     first = rs.history_from_ms(start_ms)
     states: dict[str, AssetState] = {}
     for r in sorted(readings, key=lambda r: (r.asset_id, r.ts_ms)):
@@ -199,6 +209,21 @@ def score_range(scorer: AssetScorer, readings: Iterable[Reading], start_ms: int,
     return anomalies, done
 
 
+def replay_assets(inference_assets: frozenset[str], asked: frozenset[str]) -> frozenset[str]:
+    """The assets a replay covers (empty: all of them): those asked for, else the inference's
+    filter. The control plane accepts only assets within the filter (:mod:`streams.control`).
+
+    >>> sorted(replay_assets(frozenset(), frozenset("a")))
+    ['a']
+    >>> sorted(replay_assets(frozenset("ab"), frozenset()))
+    ['a', 'b']
+    """
+    return asked or inference_assets
+
+
+ReplayOrigin = Literal["command", "late"]
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayState:
     """One replay's progress and outcome (the status topic's record of kind ``replay``)."""
@@ -212,12 +237,18 @@ class ReplayState:
     total: int
     updated_at_ms: int
     reason: str | None = None
+    #: the assets replayed (empty: all the inference's)
+    assets: tuple[str, ...] = ()
+    #: ``command`` (a user's) or ``late`` (an automatic re-score of late data)
+    origin: ReplayOrigin = "command"
 
     @classmethod
     def accepted(cls, replay_id: str, inference_id: str, start_ms: int, end_ms: int,
-                 total: int, at_ms: int) -> ReplayState:
+                 total: int, at_ms: int, assets: Iterable[str] = (),
+                 origin: ReplayOrigin = "command") -> ReplayState:
         """A replay just accepted."""
-        return cls(replay_id, inference_id, start_ms, end_ms, "Accepted", 0, total, at_ms)
+        return cls(replay_id, inference_id, start_ms, end_ms, "Accepted", 0, total, at_ms,
+                   assets=tuple(sorted(set(assets))), origin=origin)
 
     @property
     def finished(self) -> bool:
@@ -280,7 +311,7 @@ class ReplayState:
         return {"kind": "replay", "replay_id": self.replay_id, "inference_id": self.inference_id,
                 "start": self.start_ms, "end": self.end_ms, "status": self.status,
                 "done": self.done, "total": self.total, "updated_at": self.updated_at_ms,
-                "reason": self.reason}
+                "reason": self.reason, "assets": list(self.assets), "origin": self.origin}
 
     @classmethod
     def from_record(cls, d: Mapping[str, Any]) -> ReplayState:
@@ -293,10 +324,15 @@ class ReplayState:
         status = d["status"]
         if status not in ("Accepted", "Running", "Succeeded", "Failed"):
             raise ValueError(f"unknown replay status {status!r}")
+        origin = d.get("origin", "command")
+        if origin not in ("command", "late"):
+            raise ValueError(f"unknown replay origin {origin!r}")
         return cls(str(d["replay_id"]), str(d["inference_id"]), int(d["start"]), int(d["end"]),
-                   status, int(d["done"]), int(d["total"]), int(d["updated_at"]), d.get("reason"))
+                   status, int(d["done"]), int(d["total"]), int(d["updated_at"]), d.get("reason"),
+                   tuple(str(a) for a in d.get("assets") or ()), origin)
 
 
 __all__ = ["MAX_REPLAY_POINTS", "ReplayState", "anomaly_key", "check_range", "keys_to_tombstone",
-           "latest_standing", "parse_anomaly_key", "range_scorer", "replay_id_of", "replay_points",
+           "latest_standing", "parse_anomaly_key", "range_scorer", "replay_assets", "replay_id_of",
+           "replay_points",
            "score_range"]

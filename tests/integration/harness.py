@@ -86,9 +86,10 @@ class Pipeline:
 
     @classmethod
     def create(cls, kafka: KafkaConnection, name: str, workdir: Path, partitions: int = 4,
-               model: Model | None = None, models_dir: Path | None = None) -> Pipeline:
+               model: Model | None = None, models_dir: Path | None = None,
+               **options: Any) -> Pipeline:
         """A pipeline scoring with ``model`` (saved to a fresh store), or with the model already
-        in ``models_dir``."""
+        in ``models_dir``; ``options``: more of the inference's settings."""
         settings = replace(Settings(), broker=kafka.bootstrap, kafka_properties=kafka.properties,
                            app_id=name, topics=TopicNames(name),
                            partitions=partitions, models_dir=models_dir or workdir / "models")
@@ -101,7 +102,7 @@ class Pipeline:
         # historical timestamps: event time, idle after 1 s so the last slots are finalised
         inference = InferenceConfig(inference_id="inf", model_id=model.model_id,
                                     topic=settings.topics.telemetry, clock="event",
-                                    idle_timeout_ms=1_000)
+                                    idle_timeout_ms=1_000, **options)
         (workdir / "inferences.json").write_bytes(orjson.dumps([inference.to_dict()]))
         ensure_topics(kafka, topic_specs(settings))
         pipeline = cls(kafka, settings, workdir, model, inference)

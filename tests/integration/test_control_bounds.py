@@ -132,7 +132,7 @@ def test_a_producer_cannot_system_pause_an_inference(pipeline: Pipeline) -> None
         command(pipeline, spoof)
         (result,) = wait_for(lambda: results(client, spoof["command_id"]), 30, "its result")
         assert not result["accepted"]
-        assert result["reason"] == ("fail is an internal command (a worker's failure report); "
+        assert result["reason"] == ("fail is an internal command (a worker's report or request); "
                                     "it is not accepted from the public control topic")
         assert state_of(client, "guarded").status == "Active"
 

@@ -20,6 +20,7 @@ from agents.control_client import ControlClient, latest_replays
 from agents.kafka_io import make_producer
 from agents.replay_desk import finalised_bound
 from agents.replay_runner import run_replay
+from streams.alerts import AlertConfig
 from streams.codec import encode_anomaly
 from streams.records import Anomaly, Reading
 from streams.replay import ReplayState, replay_id_of, score_range
@@ -212,3 +213,77 @@ def test_a_replay_left_running_by_a_stopped_worker_is_marked_failed_with_the_rea
     assert failed[-1]["status"] == "Failed"
     assert failed[-1]["reason"].startswith("the worker stopped at 500/2000 points")
     assert [r["status"] for r in latest_replays(client.events(inf))] == ["Failed"]
+
+
+def standing_in(p: Pipeline, start: int, end: int, asset: str) -> dict[str, bytes]:
+    """The anomalies topic's standing anomalies of ``asset`` in ``[start, end)``."""
+    latest_values: dict[str, bytes | None] = {}
+    for key, value in p.read(p.settings.topics.anomalies):
+        if key:
+            latest_values[key.decode()] = value
+    return {k: v for k, v in latest_values.items() if v is not None
+            and k.startswith(f"{p.inference.inference_id}/{asset}/")
+            and start <= int(k.rsplit("/", 1)[1]) < end}
+
+
+def test_late_points_are_re_scored_automatically_as_a_manual_replay_of_the_range_would(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path, rescore_late=True,
+                        alerts=(AlertConfig("any", correlation_points=1),))
+    spike_at = 150
+    readings = generate_fleet(["pump-a", "pump-b"], 300, START_MS, INTERVAL_MS, seed=11,
+                              faults=[Fault("pump-a", "spike", spike_at, 1),
+                                      Fault("pump-b", "spike", 100, 1)]).readings
+    spike_ts = START_MS + spike_at * INTERVAL_MS
+    inf = p.inference.inference_id
+    spike_key = f"{inf}/pump-a/{spike_ts}"
+    # the spike's reading (and one more of pump-a) reach Kafka after their slots were finalised
+    late = [r for r in readings if r.asset_id == "pump-a"
+            and r.ts_ms in (spike_ts, spike_ts + 40 * INTERVAL_MS)]
+    assert len(late) == 2
+    client = ControlClient(kafka, p.settings)
+    window = (p.model.window_size + 1) * INTERVAL_MS
+    with p.worker() as w:
+        w.wait_ready(60)
+        p.send([r for r in readings if r not in late])
+        wait_for(lambda: (b := finalised_bound(client.stats(), inf, 1, INTERVAL_MS)) is not None
+                 and b >= spike_ts + 40 * INTERVAL_MS + window, 60, "the late points' slots finalised")
+        assert spike_key not in p.anomaly_keys(), "the live stream never saw the spike"
+        p.send(late)
+
+        def automatic() -> list[dict[str, object]]:
+            done = [r for r in latest_replays(client.events(inf)) if r.get("origin") == "late"]
+            return done if done and all(r["status"] in ("Succeeded", "Failed") for r in done) \
+                and spike_key in standing_in(p, START_MS, START_MS + 300 * INTERVAL_MS, "pump-a") \
+                else []
+
+        auto = wait_for(automatic, 60, "the late points re-scored automatically")
+        assert [r["status"] for r in auto] == ["Succeeded"], auto
+        (replay,) = auto
+        start, end = int(str(replay["start"])), int(str(replay["end"]))
+        assert replay["assets"] == ["pump-a"]
+        # both late points' ranges, coalesced into one replay
+        assert start == spike_ts and end == spike_ts + 40 * INTERVAL_MS + window
+        after_auto = standing_in(p, start, end, "pump-a")
+        assert spike_key in after_auto
+
+        manual = client.send(client.command("replay", inf, {"start_ms": start, "end_ms": end,
+                                                            "assets": ["pump-a"]}))
+        assert manual["accepted"], manual["reason"]
+        outcome = client.wait_replay(inf, str(replay["replay_id"]), timeout_s=60,
+                                     since_ms=int(manual["at"]))
+        assert outcome["status"] == "Succeeded" and outcome.get("origin") == "command"
+        assert standing_in(p, start, end, "pump-a") == after_auto, "automatic = manual replay"
+
+    # and both are what a from-scratch scoring of every reading finds there
+    scorer = AssetScorer(p.inference, p.model, epoch=1)
+    expected, _ = score_range(scorer, readings, start, end, str(replay["replay_id"]),
+                              frozenset({"pump-a"}))
+    assert set(after_auto) == {a.key for a in expected}
+    for a in expected:
+        assert after_auto[a.key] == encode_anomaly(a)
+    alerted = [orjson.loads(v) for _, v in wait_for(lambda: p.read(p.settings.topics.alerts), 30,
+                                                    "the live stream's alerts") if v]
+    assert not [a for a in alerted if a["first_ts"] <= spike_ts <= a["last_ts"]], \
+        "a re-score raises no alert"

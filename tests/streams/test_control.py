@@ -224,7 +224,7 @@ def test_a_malformed_command_is_refused_with_its_problem(record: dict[str, Any],
 def test_an_internal_command_from_the_public_control_topic_is_rejected() -> None:
     d = decide(active(), cmd("fail", {"error": "spoofed"}), CATALOG, NOW)
     assert not d.accepted and d.state is None
-    assert d.reason == ("fail is an internal command (a worker's failure report); it is not "
+    assert d.reason == ("fail is an internal command (a worker's report or request); it is not "
                         "accepted from the public control topic")
 
 

@@ -173,3 +173,33 @@ def test_scoring_a_range_is_order_independent_and_repeatable(model: Model) -> No
     live = AssetScorer(InferenceConfig("inf", "m", "tele", clock="event"), model)
     once = score_range(live, readings, T0 + 40 * S, T0 + 100 * S, "r")
     assert score_range(live, list(reversed(readings)), T0 + 40 * S, T0 + 100 * S, "r") == once
+
+
+def test_a_replay_of_some_assets_scores_and_names_only_those(model: Model) -> None:
+    readings = _pump()
+    live = AssetScorer(InferenceConfig("inf", "m", "tele", clock="event"), model)
+    both, _ = score_range(live, readings, T0 + 40 * S, T0 + 100 * S, "r")
+    only_q, done = score_range(live, readings, T0 + 40 * S, T0 + 100 * S, "r", frozenset({"q"}))
+    assert done == 60
+    assert {a.key for a in only_q} == {a.key for a in both if a.asset_id == "q"}
+    assert keys_to_tombstone([f"inf/p/{T0 + 50 * S}", f"inf/q/{T0 + 50 * S}"], [], "inf", T0,
+                             T0 + 100 * S, frozenset({"q"})) == [f"inf/q/{T0 + 50 * S}"]
+
+
+def test_a_replay_command_may_name_assets_within_the_inference() -> None:
+    filtered = InferenceState(InferenceConfig("inf", "m", "tele", assets=frozenset({"a", "b"})),
+                              "Active", 1, 0, 0, 0)
+
+    def asking(assets: object) -> Command:
+        return Command("c", "replay", "inf", {"start_ms": 0, "end_ms": 5_000, "assets": assets},
+                       NOW, "cli")
+
+    d = decide(filtered, asking(["b"]), StaticCatalog(), NOW, replay=CTX)
+    assert d.accepted and d.replay is not None and d.replay.assets == ("b",)
+    assert d.replay.replay_id.startswith("inf/replay/0-5000/assets-")
+    other = decide(filtered, asking(["a"]), StaticCatalog(), NOW, replay=CTX).replay
+    assert other is not None and other.replay_id != d.replay.replay_id
+    outside = decide(filtered, asking(["c"]), StaticCatalog(), NOW, replay=CTX)
+    assert not outside.accepted and "outside the inference's filter: c" in outside.reason
+    assert "must be a list" in decide(filtered, asking("b"), StaticCatalog(), NOW,
+                                      replay=CTX).reason
