@@ -45,6 +45,7 @@ from typing import Any, Final
 from streams.alerts import Alert, AlertConfig, AlertGrouper, AlertGrouperConfig
 from streams.codec import dumps, loads
 from streams.records import Anomaly, anomaly_from_plain, anomaly_to_plain
+from streams.state_format import CORRELATION_STATE
 
 #: Anomalies held back at most; beyond it the oldest are released without waiting (a partition
 #: that stopped reporting must not hold an inference's alerts, or its memory, forever).
@@ -120,6 +121,8 @@ class InferenceCorrelation:
         self.inference_id = inference_id
         #: how many partitions the inference's topic has: all must report before any release
         self.partitions = partitions
+        if state is not None:
+            state = CORRELATION_STATE.migrated(state)  # a newer format: StateFormatError
         groupers = state.get("groupers", {}) if state is not None else {}
         self._groupers: list[AlertGrouper] = [
             AlertGrouperConfig(inference_id, interval_ms, cfg).build(groupers.get(cfg.name))
@@ -199,9 +202,9 @@ class InferenceCorrelation:
         ...                      c.snapshot()).snapshot() == c.snapshot()
         True
         """
-        return {
+        return CORRELATION_STATE.stamped({
             "groupers": {g.config.alert.name: g.snapshot() for g in self._groupers},
             "pending": [anomaly_to_plain(a) for _, _, a in self._pending],
             "progress": {str(p): w for p, w in self._progress.items()},
             "released_ms": self._released_ms,
-        }
+        })

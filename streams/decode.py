@@ -45,6 +45,12 @@ Decisions (also in the schema's description):
   duplicates readings, and a producer bug shows up once per message, not per reading.
 * duplicate JSON keys: the last wins (orjson). Asset ids are case-sensitive and not
   normalised.
+* **fields the schema does not name are ignored**, at the message and the reading level, so
+  a producer may add fields without breaking (docs/schemas.md, "Evolution"); a single
+  reading may not carry ``readings`` nor a batch ``ts`` or ``signals`` (the record would be
+  both). A ``schema_version`` other than the ones read here (:data:`SCHEMA_VERSIONS`) is
+  rejected: ``schema: unsupported schema_version 2: this deployment reads telemetry
+  version(s) 1``.
 
 Performance: the schema is mirrored by a hand-written pass that checks and converts in one
 go (epoch-ms integers take the fast path; RFC 3339 strings are parsed through a cache, and
@@ -126,8 +132,14 @@ _READINGS_MIN: int = _DEFS["batch"]["properties"]["readings"]["minItems"]
 _READINGS_MAX: int = _DEFS["batch"]["properties"]["readings"]["maxItems"]
 _READING_KEYS = frozenset(_DEFS["reading"]["properties"])
 _BATCH_KEYS = frozenset(_DEFS["batch"]["properties"])
-if {"asset_id", "ts", "signals"} != _READING_KEYS or {"asset_id", "readings"} != _BATCH_KEYS:
+_SINGLE_KEYS = frozenset(_DEFS["single"]["properties"])
+if ({"asset_id", "ts", "signals"} != _READING_KEYS
+        or {"schema_version", "asset_id", "readings", "ts", "signals"} != _BATCH_KEYS
+        or {"schema_version", "asset_id", "ts", "signals", "readings"} != _SINGLE_KEYS):
     raise RuntimeError(f"{_SCHEMA} fields changed: update the fast pass in {__name__}")
+#: the telemetry schema versions this decoder reads (a record's ``schema_version``)
+SCHEMA_VERSIONS: tuple[int, ...] = (_DEFS["schema_version"]["const"],)
+_ABSENT = object()
 _PATTERN_TEXT = "match pattern " + _DEFS["asset_id"]["pattern"]
 _PATTERN_WORDS = "have no control characters and no leading or trailing whitespace"
 
@@ -356,17 +368,14 @@ def _readings(
             raise _schema_error()
         ts: Any = item.get("ts")
         signals: Any = item.get("signals")
-        asset_id: Any = item.get("asset_id")
-        if asset_id is None:
-            if len(item) != 2:
-                raise _schema_error()
+        # fields the schema does not name are ignored (docs/schemas.md, "Evolution")
+        asset_id: Any = item.get("asset_id", _ABSENT)
+        if asset_id is _ABSENT:
             asset_id = default_asset
             if asset_id is None:
                 raise _schema_error()
-        elif (
-            len(item) != 3
-            or type(asset_id) is not str
-            or (asset_id not in _KNOWN_ASSET_IDS and not _asset_id_ok(asset_id))
+        elif type(asset_id) is not str or (
+            asset_id not in _KNOWN_ASSET_IDS and not _asset_id_ok(asset_id)
         ):
             raise _schema_error()
         # --- timestamp
@@ -417,6 +426,13 @@ def _decode(raw: bytes, key: bytes | None, limits: DecodeLimits) -> list[Reading
     except orjson.JSONDecodeError as exc:
         return Rejection(_json_reason(exc), raw, _key_text(key))
     batch = type(doc) is dict and "readings" in doc
+    if type(doc) is dict and "schema_version" in doc:
+        version = doc["schema_version"]
+        if type(version) not in (int, float) or version not in SCHEMA_VERSIONS:
+            return Rejection(f"schema: unsupported schema_version {str(version)[:20]}: this "
+                             "deployment reads telemetry version(s) "
+                             f"{', '.join(map(str, SCHEMA_VERSIONS))}", raw,
+                             _doc_asset_id(doc) or _key_text(key))
     try:
         if not batch:
             return _readings([doc], None, limits)
@@ -424,7 +440,8 @@ def _decode(raw: bytes, key: bytes | None, limits: DecodeLimits) -> list[Reading
         has_default = "asset_id" in doc
         default_asset = doc.get("asset_id")
         if (
-            len(doc) != 1 + has_default
+            "ts" in doc
+            or "signals" in doc
             or type(items) is not list
             or not _READINGS_MIN <= len(items) <= _READINGS_MAX
             or (

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, get_args
 
 from streams.codec import dumps
+from streams.state_format import DELIVERY_STATE
 
 __all__ = [
     "Attempt",
@@ -232,14 +233,17 @@ class Delivery:
         >>> Delivery.restore(d.snapshot()) == d
         True
         """
-        return {"notification_id": self.notification_id, "hook": self.hook,
-                "created_at_ms": self.created_at_ms, "attempts": self.attempts,
-                "next_attempt_ms": self.next_attempt_ms, "last_error": self.last_error,
-                "outcome": self.outcome, "finished_at_ms": self.finished_at_ms}
+        return DELIVERY_STATE.stamped({
+            "notification_id": self.notification_id, "hook": self.hook,
+            "created_at_ms": self.created_at_ms, "attempts": self.attempts,
+            "next_attempt_ms": self.next_attempt_ms, "last_error": self.last_error,
+            "outcome": self.outcome, "finished_at_ms": self.finished_at_ms})
 
     @classmethod
     def restore(cls, snap: Mapping[str, Any]) -> Delivery:
-        """A delivery from :meth:`snapshot` data; ``ValueError`` when it is not one."""
+        """A delivery from :meth:`snapshot` data; ``ValueError`` when it is not one (a
+        :class:`streams.state_format.StateFormatError` when its format is newer)."""
+        snap = DELIVERY_STATE.migrated(snap)
         try:
             outcome = snap["outcome"]
             if outcome not in OUTCOMES:

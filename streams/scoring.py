@@ -177,9 +177,12 @@ class AssetScorer:
             last_ts_ms=snapshot["last_ts_ms"],
             scored=int(snapshot["scored"]),
             epoch=self.epoch,
-            start_ms=int(snapshot.get("start_ms", self.inference.start_ms)),
-            run=FlagRun.from_snapshot(snapshot.get("run")),  # absent in older state: none open
-            watch=AdoptionWatch.from_snapshot(snapshot.get("adoption")),  # likewise
+            # a snapshot in streams.state_format.ASSET_STATE's current format (the store
+            # migrates older ones): the oldest had no start, flag run or adoption watch
+            start_ms=self.inference.start_ms if snapshot["start_ms"] is None
+            else int(snapshot["start_ms"]),
+            run=FlagRun.from_snapshot(snapshot["run"]),
+            watch=AdoptionWatch.from_snapshot(snapshot["adoption"]),
         )
 
     def history_from_ms(self, start_ms: int) -> int:

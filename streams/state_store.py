@@ -49,6 +49,7 @@ from streams.checkpoint import checkpoint_key
 from streams.clock import EventTimeClock
 from streams.records import Anomaly, anomaly_from_plain, anomaly_to_plain
 from streams.scoring import AssetScorer, AssetState
+from streams.state_format import ASSET_STATE, StateFormatError
 
 Snapshot = dict[str, Any]
 Loader = Callable[[str], Any]
@@ -188,6 +189,14 @@ class StateStore:
         if held is not None and held[0] == partition and held[2] is scorer:
             return held[1]
         snap = self.load(key)
+        if snap is not None:
+            try:
+                snap = ASSET_STATE.migrated(snap)
+            except StateFormatError:
+                if scorer.owns(snap):
+                    raise  # this epoch's state, unreadable: the inference's failure, named
+                # an earlier epoch's, of a newer format: a new epoch reads only where it stopped
+                snap = {"epoch": snap.get("epoch"), "last_ts_ms": snap.get("last_ts_ms")}
         # alert groups outlive an epoch: a group open when the inference was paused resolves
         # (the paused points count) instead of being forgotten
         alert_states = snap.get("alerts", {}) if snap is not None else {}
@@ -203,8 +212,8 @@ class StateStore:
             # reached their topic. Those of a batch whose checkpoint is past its input are
             # durable (the checkpoint is written once the broker acknowledged the batch's
             # output); the others are published again (keys are idempotent)
-            self.recent[key] = [(int(at), plain, proof) for at, plain, proof, *_ in
-                                ([*list(r), None] for r in snap["recent_anomalies"])]
+            self.recent[key] = [(int(at), plain, proof)
+                                for at, plain, proof in snap["recent_anomalies"]]
             self.republish += [(partition, anomaly_from_plain(plain))
                                for _, plain, proof in self.recent[key] if not self.durable(proof)]
         self.alerts.restore(key, scorer, alert_states)
@@ -253,7 +262,7 @@ class StateStore:
             horizon = self.wall.ms - REPUBLISH_WINDOW_MS
             recent[:] = [r for r in recent if r[0] >= horizon]
             snap["recent_anomalies"] = [[at, plain, proof] for at, plain, proof in recent]
-        return snap
+        return ASSET_STATE.stamped(snap)
 
     def forget(self, key: str) -> None:
         """Drop the in-memory state (what is stored stays)."""

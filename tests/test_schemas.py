@@ -64,13 +64,29 @@ def test_every_example_validates(name: str, example: Any) -> None:
     assert schemas.validator(name)(example) == example
 
 
-@pytest.mark.parametrize("name", NAMES)
+#: Schemas of what others produce, read tolerantly: fields they do not name are ignored, so
+#: a producer may add fields without breaking (docs/schemas.md, "Evolution").
+TOLERANT = ("telemetry.v1",)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in TOLERANT])
 def test_typos_are_caught(name: str) -> None:
     example = dict(schemas.load(name)["examples"][0])
     example["asset_idd"] = "x"
     assert not reference(name).is_valid(example)
     with pytest.raises(schemas.ValidationError):
         schemas.validator(name)(example)
+
+
+@pytest.mark.parametrize("example", schemas.load("telemetry.v1")["examples"])
+def test_telemetry_fields_a_producer_adds_are_ignored(example: dict[str, Any]) -> None:
+    added = {**example, "firmware": "2.1", "site": {"line": 3}}
+    if "readings" in added:
+        added["readings"] = [{**r, "quality": "good"} for r in added["readings"]]
+    assert reference("telemetry.v1").is_valid(added)
+    assert decode_telemetry(orjson.dumps(added)) == decode_telemetry(orjson.dumps(example))
+    assert decode_telemetry(orjson.dumps({**example, "schema_version": 1})) == \
+        decode_telemetry(orjson.dumps(example))
 
 
 def test_load_returns_a_fresh_copy_and_validator_is_cached() -> None:

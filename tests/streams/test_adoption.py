@@ -15,6 +15,7 @@ from streams.inference import InferenceConfig
 from streams.model import Model, ModelParams, fit_model, parse_model
 from streams.records import Reading
 from streams.scoring import AssetScorer, Outcome
+from streams.state_format import ASSET_STATE
 
 S = 1_000
 ADOPT = 40
@@ -126,7 +127,7 @@ def test_state_written_before_adoption_reads_as_no_episode() -> None:
     state = scorer.new_state()
     snap = state.snapshot()
     del snap["adoption"]
-    assert scorer.restore(snap).watch == AdoptionWatch()
+    assert scorer.restore(ASSET_STATE.migrated(snap)).watch == AdoptionWatch()
 
 
 def test_adopt_points_is_part_of_the_model_artifact_and_older_artifacts_never_adopt() -> None:
