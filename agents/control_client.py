@@ -2,7 +2,9 @@
 
 :meth:`ControlClient.send` puts a command on the control topic and waits for its result on
 the event log; :meth:`ControlClient.states` and :meth:`ControlClient.stats` read the status
-and progress topics whole. :func:`describe` turns a state and its progress into the text
+and progress topics (compacted: one record per inference or worker) whole, and
+:meth:`ControlClient.events` the event log's newest :data:`EVENTS_TAIL` records.
+:func:`describe` turns a state and its progress into the text
 ``assetwatch inference show`` prints.
 """
 
@@ -21,6 +23,10 @@ from agents.kafka_io import make_producer, reader_consumer
 from agents.settings import Settings
 from streams.codec import dumps, loads
 from streams.control import Command, CommandType, InferenceState
+
+#: How many of the event log's newest records ``events()`` reads (issue 16 item 5): the
+#: recent history ``inference show`` lists, bounded whatever the log's age.
+EVENTS_TAIL = 20_000
 
 
 class ControlTimeoutError(TimeoutError):
@@ -82,8 +88,11 @@ class ControlClient:
         return {k: loads(v) for k, v in self._read_all(self.topics.inference_stats) if v is not None}
 
     def events(self, inference_id: str | None = None) -> list[dict[str, Any]]:
-        """The event log (command results and gaps), oldest first."""
-        records = [loads(v) for _, v in self._read_all(self.topics.inference_events) if v]
+        """The recent event log (command results, gaps, replays), oldest first: its last
+        :data:`EVENTS_TAIL` records, so a long-lived deployment's log is not read whole on
+        every ``inference show``."""
+        records = [loads(v) for _, v in self._read_all(self.topics.inference_events,
+                                                       last=EVENTS_TAIL) if v]
         return [r for r in records if inference_id is None or r.get("inference_id") == inference_id]
 
     def wait_replay(self, inference_id: str, replay_id: str, timeout_s: float = 30.0,
@@ -103,14 +112,17 @@ class ControlClient:
     def _consumer(self) -> Consumer:
         return reader_consumer(self.kafka, "control")
 
-    def _read_all(self, topic: str, timeout_s: float = 20.0) -> list[tuple[str, bytes | None]]:
+    def _read_all(self, topic: str, timeout_s: float = 20.0,
+                  last: int | None = None) -> list[tuple[str, bytes | None]]:
+        """Every record of the one-partition ``topic`` (its ``last`` ones, if given)."""
         consumer = self._consumer()
         try:
             tp = TopicPartition(topic, 0)
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             if high <= low:
                 return []
-            consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+            start = OFFSET_BEGINNING if last is None or high - last <= low else high - last
+            consumer.assign([TopicPartition(topic, 0, start)])
             out: list[tuple[str, bytes | None]] = []
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:

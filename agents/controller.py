@@ -6,7 +6,8 @@ command's result, each inference's latest replay and its queue of late ranges to
 (:class:`streams.late_rescore.RescoreQueue`, started one at a time by the replay sweep); it
 applies :func:`streams.control.decide`
 and publishes the new state (compacted status topic, keyed by inference id), the result and
-any gap (event log). A command id seen before gets its first result again. Replays are checked
+any gap (event log). A command id seen before gets its first result again, for a week and
+among the newest 100,000 (:mod:`streams.command_ids`; older ids are pruned every minute). Replays are checked
 and run by :class:`agents.replay_desk.ReplayDesk`. Every worker follows the decisions with
 :class:`agents.inference_sync.InferenceSync`.
 """
@@ -26,11 +27,15 @@ from agents.replay_desk import ReplayDesk
 from agents.send_buffer import Sends
 from agents.settings import Settings
 from streams.codec import dumps, loads
+from streams.command_ids import forgotten_commands
 from streams.control import Command, Decision, InferenceState, ModelInfo, decide
 from streams.late_rescore import RescoreQueue
 from streams.replay import ReplayState, check_range, replay_id_of
 
 log = logging.getLogger(__name__)
+
+#: How often the controller forgets command ids past their retention.
+PRUNE_EVERY_MS = 60_000
 
 def decode_state(value: bytes) -> InferenceState:
     try:
@@ -263,18 +268,35 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
             handle(event.message.value, internal=event.message.topic == t.control_internal)
             await sends.confirmed()  # state and results out before the ack
 
+    pruned_at = [0]
+
     @app.timer(2.0)
-    async def sweep_replays() -> None:
-        """An unfinished replay this worker is not running (its worker stopped mid-replay) is
-        marked Failed with the reason: never Running for ever."""
-        if desk is None or not cast(Any, app.tables).recovery.completed.is_set():
+    async def sweep() -> None:
+        """The controller's housekeeping: an unfinished replay this worker is not running (its
+        worker stopped mid-replay) is marked Failed with the reason, never Running for ever;
+        the next late range whose turn has come is started; command ids past their retention
+        are forgotten (on the first sweep after recovery, then every minute)."""
+        if not cast(Any, app.tables).recovery.completed.is_set():
             return
-        found = {k: ReplayState.from_record(v) for k, v in list(table.data.items())
-                 if k.startswith("replay/") and v}
-        for replay in desk.abandoned(found):
-            record_replay(replay)
-        start_late_rescores()
+        if desk is not None:
+            found = {k: ReplayState.from_record(v) for k, v in list(table.data.items())
+                     if k.startswith("replay/") and v}
+            for replay in desk.abandoned(found):
+                record_replay(replay)
+            start_late_rescores()
+        if wall_ms() - pruned_at[0] >= PRUNE_EVERY_MS:
+            forget_old_commands()
         await sends.confirmed()
+
+    def forget_old_commands() -> None:
+        """Command ids past their retention leave the table and its changelog."""
+        pruned_at[0] = wall_ms()
+        gone = forgotten_commands(table.data, wall_ms())
+        for key in gone:
+            table.data.pop(key, None)
+            sends(table.send_changelog(0, key, None, value_serializer="raw"))
+        if gone:
+            log.info("forgot %d command id(s) past their retention", len(gone))
 
     return topics
 

@@ -12,10 +12,14 @@ from typing import Any
 import orjson
 import pytest
 
+from agents import control_client
+from agents.connection import KafkaConnection
 from agents.control_client import ControlClient
 from agents.kafka_io import make_producer
+from streams.command_ids import COMMAND_ID_RETENTION_MS
+from streams.control import Command
 from tests.integration.harness import Pipeline, rest_call, wait_for
-from tests.integration.test_control_plane import cli, pipeline, state_of
+from tests.integration.test_control_plane import cli, now_ms, pipeline, state_of
 
 pytestmark = pytest.mark.integration
 __all__ = ["pipeline"]  # the fixture, shared with the control plane's tests
@@ -144,3 +148,44 @@ def test_malformed_bytes_on_the_control_topic_get_one_rejection(pipeline: Pipeli
         command(pipeline, b'{"command_id": "nonsense-1", "type": "pause", "inference_id": 7}')
         (result,) = wait_for(lambda: results(client, "nonsense-1"), 30, "its result")
         assert not result["accepted"] and "inference_id is required" in result["reason"]
+
+
+def test_command_ids_past_their_retention_are_forgotten_and_the_event_log_is_read_from_its_tail(
+    kafka: KafkaConnection, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = Pipeline.create(kafka, unique, tmp_path)
+    client = ControlClient(kafka, p.settings)
+    inf = p.inference.inference_id
+    changelog = f"{p.settings.app_id}-control-state-changelog"
+    with p.worker() as w:
+        w.wait_ready(60)
+        recent = client.send(client.command("pause", inf))
+        assert recent["accepted"], recent
+        rows = wait_for(lambda: [(k, v) for k, v in p.read(changelog)
+                                 if k and recent["command_id"].encode() in k], 30,
+                        "the command's id in the controller's table")
+    # a result the controller stored long ago, as a worker of last month wrote it
+    recent_key = rows[0][0]
+    old_key = recent_key.replace(recent["command_id"].encode(), b"cmd-of-last-month")
+    old = {**recent, "command_id": "cmd-of-last-month", "type": "restart", "accepted": False,
+           "reason": "restart needs a paused inference; inf is Active",
+           "at": now_ms() - COMMAND_ID_RETENTION_MS - 60_000}
+    producer = make_producer(kafka)
+    producer.produce(changelog, key=old_key, value=orjson.dumps(old), partition=0)
+    assert producer.flush(10) == 0
+
+    with p.worker("second.log") as w:
+        w.wait_ready(60)
+        wait_for(lambda: (old_key, None) in p.read(changelog), 30,
+                 "the old command id forgotten: a tombstone on the table's changelog")
+        assert (recent_key, None) not in p.read(changelog), "a recent id is remembered"
+        # re-sent, the recent command gets its first result; the forgotten one is decided anew
+        again = client.send(Command(recent["command_id"], "pause", inf, {}, now_ms(), "test"))
+        assert again == recent
+        anew = client.send(Command("cmd-of-last-month", "restart", inf, {}, now_ms(), "test"))
+        assert anew["accepted"] and anew["at"] > old["at"], anew
+
+    # inference show reads the event log's newest records only, however long it grows
+    monkeypatch.setattr(control_client, "EVENTS_TAIL", 2)
+    assert [e.get("command_id") for e in client.events(inf)] == [
+        recent["command_id"], "cmd-of-last-month"], "the last two records: the two answers"
