@@ -152,10 +152,19 @@ class ApacheKafka:
             self._cleanup()
             raise BrokerError(f"formatting Apache Kafka's log directory failed: "
                               f"{(done.stdout + done.stderr).strip()[-500:]}")
-        out = open(self.workdir / "stdout.log", "wb")  # noqa: SIM115 (closed with the process)
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
+        """Run the node on the formatted log directory and wait until it answers."""
+        java = java_command()
+        assert java is not None and self.workdir is not None
+        log4j, config = self.workdir / "log4j2.properties", self.workdir / "server.properties"
+        out = open(self.workdir / "stdout.log", "ab")  # noqa: SIM115 (closed with the process)
         self._proc = subprocess.Popen(
             [java, f"-Xmx{self.heap_mb}m", f"-Xms{min(self.heap_mb, 256)}m", "-XX:+UseG1GC",
-             "-Djava.awt.headless=true", *base[1:], "kafka.Kafka", str(config)],
+             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", "-cp",
+             f"{self.jars}/*", "kafka.Kafka", str(config)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
@@ -170,7 +179,21 @@ class ApacheKafka:
             if isinstance(exc, BrokerError):
                 raise BrokerError(f"{exc}\n{tail}") from None
             raise
-        return self
+
+    def crash(self) -> None:
+        """kill -9 of the node (a crash, or a host lost); its log directory and ports stay, so
+        :meth:`restart` brings the same cluster back."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the node again on its log directory and ports, after :meth:`crash`."""
+        if self.running:
+            raise BrokerError("Apache Kafka is running: crash() it first")
+        if self.workdir is None:
+            raise BrokerError("Apache Kafka was stopped: its log directory is gone")
+        self._launch()
 
     def _server_properties(self) -> dict[str, str]:
         props = _read_properties(SHARED_SERVER_PROPERTIES)

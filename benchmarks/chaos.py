@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -100,19 +100,40 @@ def chaos_model() -> Model:
                      ModelParams(model_id="chaos", signals=SIGNALS, window_size=8))
 
 
-def reference(inference: InferenceConfig, model: Model, topic: str,
-              readings: Sequence[Reading]) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
-    """Anomalies (key → record) and alerts (id → last record) of an uninterrupted scoring."""
+@dataclass
+class Reference:
+    """What an uninterrupted scoring of the readings publishes (the pure engine, one process)."""
+
+    #: anomaly key → record
+    anomalies: dict[str, bytes]
+    #: alert id → its last record
+    alerts: dict[str, dict[str, Any]]
+    #: the notification id of every alert state that notifies its hooks
+    notifications: set[str]
+
+
+def reference_of(inference: InferenceConfig, model: Model, topic: str,
+                 readings: Sequence[Reading]) -> Reference:
+    """An uninterrupted scoring of ``readings``: the chaos runs' expected output."""
     from streams.alert_codec import encode_alert
     from streams.codec import encode_anomaly
+    from streams.notification import notification_id
     engine = Engine([AssetScorer(inference, model)], load=lambda k: None, partitions=1)
     engine.owned = {0}
     out = engine.process_batch([Message(topic, 0, i, r.asset_id.encode(), encode_telemetry([r]))
                                 for i, r in enumerate(readings)], now_ms=START_MS)
     tail = engine.tick(now_ms=10**13)  # the worker's idle rule finalises the last slots
-    anomalies = {a.key: encode_anomaly(a) for _, a in out.anomalies + tail.anomalies}
-    alerts = {a.alert_id: loads(encode_alert(a)) for _, a, _ in out.alerts + tail.alerts}
-    return anomalies, alerts
+    alerts = out.alerts + tail.alerts
+    return Reference({a.key: encode_anomaly(a) for _, a in out.anomalies + tail.anomalies},
+                     {a.alert_id: loads(encode_alert(a)) for _, a, _ in alerts},
+                     {notification_id(a) for _, a, hooks in alerts if a.notify and hooks})
+
+
+def reference(inference: InferenceConfig, model: Model, topic: str,
+              readings: Sequence[Reading]) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
+    """Anomalies (key → record) and alerts (id → last record) of an uninterrupted scoring."""
+    ref = reference_of(inference, model, topic, readings)
+    return ref.anomalies, ref.alerts
 
 
 def same_alert(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -120,10 +141,113 @@ def same_alert(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in keys)
 
 
-def run_chaos(kafka: KafkaConnection, workdir: Path, kills: int, assets: int = 16,
-              points: int = 400, rate: float = 300.0, seed: int = 0,
-              log: Any = print) -> ChaosResult:
-    """One chaos run on ``kafka`` (see the module docstring); files under ``workdir``."""
+@dataclass
+class Published:
+    """What the workers published, as a downstream reader sees it."""
+
+    anomalies: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    alerts: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    late: int = 0
+
+
+@dataclass
+class Rig:
+    """One chaos run's deployment: its settings and files, the readings it sends, and what an
+    uninterrupted scoring of them publishes."""
+
+    kafka: KafkaConnection
+    workdir: Path
+    settings: Settings
+    inference: InferenceConfig
+    readings: list[Reading]
+    expected: Reference
+    sent: threading.Event = field(default_factory=threading.Event)
+
+    def worker(self, label: str) -> WorkerProcess:
+        return WorkerProcess(self.kafka, self.workdir / "inferences.json",
+                             self.settings.models_dir, self.settings.app_id,
+                             self.settings.topics.prefix, PARTITIONS,
+                             log_path=self.workdir / f"{label}.log")
+
+    def start_feed(self, rate: float) -> threading.Thread:
+        """Send the readings at ``rate`` per second, one per message, in a thread; ``sent``
+        is set once the broker has them all."""
+
+        def feed() -> None:
+            producer = make_producer(self.kafka)
+            t0 = time.monotonic()
+            for i, r in enumerate(self.readings):
+                produce_readings(producer, self.settings.topics.telemetry, [r])
+                ahead = t0 + (i + 1) / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)  # pacing the load, not synchronisation
+            # a broker restart may hold the last records back: wait for them as long as the
+            # producer's own delivery timeout allows
+            if producer.flush(300) == 0:
+                self.sent.set()
+
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+        return thread
+
+    def complete(self, seen: Published) -> bool:
+        """Whether every expected anomaly and every alert's last record have been seen."""
+        return self.sent.is_set() and set(seen.anomalies) >= set(self.expected.anomalies) and all(
+            a in seen.alerts and same_alert(seen.alerts[a][-1], r)
+            for a, r in self.expected.alerts.items())
+
+    def collect(self, done: Callable[[Published], bool], timeout_s: float,
+                between: Callable[[], None] = lambda: None) -> Published:
+        """Read the anomalies, alerts and late topics until ``done`` (or the deadline), then a
+        little more: anything published after the expected set was complete counts too.
+        ``between`` runs between reads (a supervisor's check, say)."""
+        t = self.settings.topics
+        seen = Published()
+        readers = {name: topic_reader(self.kafka, name, PARTITIONS)
+                   for name in (t.anomalies, t.alerts, t.late)}
+
+        def read(wait_s: float) -> None:
+            for k, v in poll_values(readers[t.anomalies], wait_s):
+                if k is not None and v is not None:
+                    seen.anomalies[k.decode()].append(v)
+            for k, v in poll_values(readers[t.alerts], 0.05):
+                if k is not None and v is not None:
+                    seen.alerts[k.decode()].append(loads(v))
+            seen.late += sum(1 for _ in poll_values(readers[t.late], 0.05))
+
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and not done(seen):
+                read(0.2)
+                between()
+            for _ in range(3):
+                read(0.3)
+        finally:
+            for reader in readers.values():
+                reader.close()
+        return seen
+
+    def result(self, seen: Published, kills: int, started: float) -> ChaosResult:
+        values = {k: Counter(vs) for k, vs in seen.anomalies.items()}
+        expected, alerts = self.expected, seen.alerts
+        return ChaosResult(
+            kills=kills, readings=len(self.readings), expected_anomalies=len(expected.anomalies),
+            anomalies_lost=len(set(expected.anomalies) - set(seen.anomalies)),
+            anomalies_spurious=len(set(seen.anomalies) - set(expected.anomalies)),
+            conflicting_keys=sum(len(c) > 1 for c in values.values()),
+            republished_keys=sum(len(c) == 1 and sum(c.values()) > 1 for c in values.values()),
+            expected_alerts=len(expected.alerts),
+            alerts_lost=len(set(expected.alerts) - set(alerts)),
+            alerts_spurious=len(set(alerts) - set(expected.alerts)),
+            alerts_wrong=sum(1 for a, r in expected.alerts.items()
+                             if a in alerts and not same_alert(alerts[a][-1], r)),
+            late_records=seen.late, seconds=time.monotonic() - started)
+
+
+def make_rig(kafka: KafkaConnection, workdir: Path, assets: int, points: int, seed: int,
+             hooks: Sequence[str] = ()) -> Rig:
+    """A fresh deployment (topics named for this run) scoring a fleet with faults; the
+    inference's alerts notify ``hooks``."""
     name = f"chaos-{seed}-{os.getpid()}-{time.monotonic_ns() % 10**8}"
     settings = replace(Settings(), broker=kafka.bootstrap, kafka_properties=kafka.properties,
                        app_id=name, topics=TopicNames(name), partitions=PARTITIONS,
@@ -133,92 +257,66 @@ def run_chaos(kafka: KafkaConnection, workdir: Path, kills: int, assets: int = 1
     topic = settings.topics.telemetry
     inference = InferenceConfig(inference_id="inf", model_id=model.model_id, topic=topic,
                                 clock="event", idle_timeout_ms=1_000,
-                                alerts=(AlertConfig("faults", correlation_points=5),))
-    inferences = workdir / "inferences.json"
-    inferences.write_bytes(orjson.dumps([inference.to_dict()]))
+                                alerts=(AlertConfig("faults", correlation_points=5),),
+                                hooks=tuple(hooks))
+    (workdir / "inferences.json").write_bytes(orjson.dumps([inference.to_dict()]))
     ensure_topics(kafka, topic_specs(settings))
     readings = chaos_fleet(assets, points, seed)
-    expected, expected_alerts = reference(inference, model, topic, readings)
+    return Rig(kafka, workdir, settings, inference, readings,
+               reference_of(inference, model, topic, readings))
 
-    def worker(label: str) -> WorkerProcess:
-        return WorkerProcess(kafka, inferences, settings.models_dir, settings.app_id,
-                             settings.topics.prefix, PARTITIONS, log_path=workdir / f"{label}.log")
 
-    sent = threading.Event()
-
-    def feed() -> None:
-        producer = make_producer(kafka)
-        t0 = time.monotonic()
-        for i, r in enumerate(readings):
-            produce_readings(producer, topic, [r])
-            ahead = t0 + (i + 1) / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)  # pacing the load, not synchronisation
-        producer.flush(30)
-        sent.set()
-
+def run_chaos(kafka: KafkaConnection, workdir: Path, kills: int, assets: int = 16,
+              points: int = 400, rate: float = 300.0, seed: int = 0,
+              log: Any = print) -> ChaosResult:
+    """One chaos run on ``kafka`` (see the module docstring); files under ``workdir``."""
+    rig = make_rig(kafka, workdir, assets, points, seed)
     rng = random.Random(seed)
     started = time.monotonic()
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    feeder = rig.start_feed(rate)
     for i in range(kills):
-        w = worker(f"killed-{i}")
-        with w:
+        with rig.worker(f"killed-{i}") as w:
             w.wait_ready(90)
             time.sleep(rng.uniform(0.5, 3.0))  # a random moment under load: the chaos itself
             w.kill()
         log(f"kill {i + 1}/{kills} at {time.monotonic() - started:.1f} s")
-    published: dict[str, list[bytes]] = defaultdict(list)
-    alerts: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    late = 0
-    readers = {t: topic_reader(kafka, t, PARTITIONS) for t in
-               (settings.topics.anomalies, settings.topics.alerts, settings.topics.late)}
-    try:
-        with worker("last") as last:
-            last.wait_ready(90)
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                for k, v in poll_values(readers[settings.topics.anomalies], 0.2):
-                    if k is not None and v is not None:
-                        published[k.decode()].append(v)
-                for k, v in poll_values(readers[settings.topics.alerts], 0.05):
-                    if k is not None and v is not None:
-                        alerts[k.decode()].append(loads(v))
-                late += sum(1 for _ in poll_values(readers[settings.topics.late], 0.05))
-                done = sent.is_set() and set(published) >= set(expected) and all(
-                    a in alerts and same_alert(alerts[a][-1], r) for a, r in expected_alerts.items())
-                if done:
-                    break
-            # a last read: anything published after the expected set was complete
-            for _ in range(3):
-                for k, v in poll_values(readers[settings.topics.anomalies], 0.3):
-                    if k is not None and v is not None:
-                        published[k.decode()].append(v)
-                for k, v in poll_values(readers[settings.topics.alerts], 0.1):
-                    if k is not None and v is not None:
-                        alerts[k.decode()].append(loads(v))
-    finally:
-        for reader in readers.values():
-            reader.close()
+    with rig.worker("last") as last:
+        last.wait_ready(90)
+        seen = rig.collect(rig.complete, 180)
     feeder.join(10)
-    values = {k: Counter(vs) for k, vs in published.items()}
-    return ChaosResult(
-        kills=kills, readings=len(readings), expected_anomalies=len(expected),
-        anomalies_lost=len(set(expected) - set(published)),
-        anomalies_spurious=len(set(published) - set(expected)),
-        conflicting_keys=sum(len(c) > 1 for c in values.values()),
-        republished_keys=sum(len(c) == 1 and sum(c.values()) > 1 for c in values.values()),
-        expected_alerts=len(expected_alerts),
-        alerts_lost=len(set(expected_alerts) - set(alerts)),
-        alerts_spurious=len(set(alerts) - set(expected_alerts)),
-        alerts_wrong=sum(1 for a, r in expected_alerts.items()
-                         if a in alerts and not same_alert(alerts[a][-1], r)),
-        late_records=late, seconds=time.monotonic() - started)
+    return rig.result(seen, kills, started)
+
+
+def _print_table(title: str, rows: Sequence[tuple[str, Any, Any]]) -> None:
+    print(f"\n{title}\n")
+    print("| count | value | target |\n|---|--:|--:|")
+    for label, value, target in rows:
+        print(f"| {label} | {value} | {target} |")
+
+
+def _rows(result: ChaosResult) -> list[tuple[str, Any, Any]]:
+    return [("anomalies expected", result.expected_anomalies, "—"),
+            ("anomalies lost", result.anomalies_lost, 0),
+            ("anomalies spurious", result.anomalies_spurious, 0),
+            ("keys with conflicting records", result.conflicting_keys, 0),
+            ("keys re-published with the same record (idempotent)", result.republished_keys, "—"),
+            ("alerts expected", result.expected_alerts, "—"),
+            ("alerts lost", result.alerts_lost, 0),
+            ("alerts spurious", result.alerts_spurious, 0),
+            ("alerts whose last record is wrong", result.alerts_wrong, 0),
+            ("late records (event clock: none expected)", result.late_records, 0)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", choices=("kills", "broker-restart", "hooks-down"),
+                    default="kills", help="kills: kill -9 of workers (this module); "
+                    "broker-restart: benchmarks/chaos_broker.py (Apache Kafka from its jars); "
+                    "hooks-down: benchmarks/chaos_hooks.py")
     ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--restarts", type=int, default=3, help="broker-restart: broker crashes")
+    ap.add_argument("--down", type=float, default=None,
+                    help="seconds down: the broker (default 5) or the hook endpoints (default 600)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--assets", type=int, default=16)
     ap.add_argument("--rate", type=float, default=300.0, help="readings per second sent")
@@ -228,6 +326,24 @@ def main() -> None:
     ap.add_argument("--apache-kafka", action="store_true",
                     help="run on Apache Kafka started from Maven Central's jars (needs Java, Maven)")
     args = ap.parse_args()
+    day = time.strftime("%Y-%m-%d")
+    if args.scenario == "broker-restart":
+        from benchmarks.chaos_broker import run_broker_restart
+        jars = kafka_jars()
+        if jars is None:
+            raise SystemExit("broker-restart: Apache Kafka's jars are not cached and mvn is missing")
+        down = 5.0 if args.down is None else args.down
+        points = args.points or max(300, int(args.rate * args.restarts * (down + 6) / args.assets))
+        with tempfile.TemporaryDirectory() as tmp:
+            run = run_broker_restart(jars, Path(tmp), args.restarts, down, args.assets, points,
+                                     args.rate, args.seed)
+        _print_table(f"broker-restart run, {day}, on Apache Kafka {kafka_version()}: "
+                     f"{run.broker_restarts} kill -9 of the broker, down {run.down_s:.0f} s each, "
+                     f"{run.counts.readings:,} readings, worker restarts needed: "
+                     f"{run.worker_restarts}, {run.counts.seconds:.0f} s", _rows(run.counts))
+        if not run.counts.clean:
+            raise SystemExit("chaos run: some count that must be 0 is not")
+        return
     with contextlib.ExitStack() as stack:
         if args.apache_kafka:
             jars = kafka_jars()
@@ -238,25 +354,24 @@ def main() -> None:
                   f"the cluster at {args.broker}" if args.broker else "the embedded broker (Tansu)")
         settings = Settings.from_env(os.environ, broker=args.broker)
         with tempfile.TemporaryDirectory() as tmp, resolved_broker(settings) as kafka:
+            if args.scenario == "hooks-down":
+                from benchmarks.chaos_hooks import run_hooks_down
+                down = 600.0 if args.down is None else args.down
+                hooks = run_hooks_down(kafka, Path(tmp), down, assets=args.assets,
+                                       points=args.points or 300, rate=args.rate, seed=args.seed)
+                _print_table(f"hooks-down run, {day}, on {broker}: webhook and SMTP endpoints "
+                             f"down {hooks.down_s:.0f} s across a kill -9 and restart of the "
+                             f"worker, {hooks.readings:,} readings, {hooks.seconds:.0f} s",
+                             hooks.rows())
+                if not hooks.clean:
+                    raise SystemExit("chaos run: some count that must be 0 is not")
+                return
             # a worker lives ~6 s (start, ready, 0.5–3 s of scoring): feed that long per kill
             points = args.points or max(300, int(args.rate * args.kills * 6 / args.assets))
             result = run_chaos(kafka, Path(tmp), args.kills, assets=args.assets, points=points,
                                rate=args.rate, seed=args.seed)
-    print(f"\nchaos run, {time.strftime('%Y-%m-%d')}, on {broker}: {result.kills} kill -9 of a "
-          f"worker under load, {result.readings:,} readings, {result.seconds:.0f} s\n")
-    print("| count | value | target |\n|---|--:|--:|")
-    rows = [("anomalies expected", result.expected_anomalies, "—"),
-            ("anomalies lost", result.anomalies_lost, 0),
-            ("anomalies spurious", result.anomalies_spurious, 0),
-            ("keys with conflicting records", result.conflicting_keys, 0),
-            ("keys re-published with the same record (idempotent)", result.republished_keys, "—"),
-            ("alerts expected", result.expected_alerts, "—"),
-            ("alerts lost", result.alerts_lost, 0),
-            ("alerts spurious", result.alerts_spurious, 0),
-            ("alerts whose last record is wrong", result.alerts_wrong, 0),
-            ("late records (event clock: none expected)", result.late_records, 0)]
-    for label, value, target in rows:
-        print(f"| {label} | {value} | {target} |")
+    _print_table(f"chaos run, {day}, on {broker}: {result.kills} kill -9 of a worker under "
+                 f"load, {result.readings:,} readings, {result.seconds:.0f} s", _rows(result))
     if not result.clean:
         raise SystemExit("chaos run: some count that must be 0 is not")
 

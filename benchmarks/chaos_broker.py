@@ -1,0 +1,70 @@
+"""Chaos: the broker itself crashes mid-stream and comes back.
+
+``python -m benchmarks.chaos --scenario broker-restart [--restarts 3] [--down 5]``. An Apache
+Kafka node (KRaft, from Maven Central's jars, with its log directory on local disk) serves a
+worker under load; at random moments it is killed with SIGKILL, stays down for ``down``
+seconds, and is started again on the same log directory and ports. The producer keeps
+sending (its records wait in its buffer while the broker is away); the worker is supervised
+as an operator's init system would: if it exits, another is started (counted). The output is
+compared with the pure engine's uninterrupted scoring, as in :mod:`benchmarks.chaos`, with
+the same counts and targets.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.apache_kafka import ApacheKafka
+from agents.worker_process import WorkerProcess
+from benchmarks.chaos import ChaosResult, make_rig
+
+
+@dataclass
+class BrokerRestartResult:
+    """A chaos result of broker crashes, with how often the worker had to be started again."""
+
+    counts: ChaosResult
+    broker_restarts: int
+    down_s: float
+    worker_restarts: int
+
+
+def run_broker_restart(jars: Path, workdir: Path, restarts: int = 1, down_s: float = 5.0,
+                       assets: int = 12, points: int = 300, rate: float = 300.0, seed: int = 0,
+                       log: Any = print) -> BrokerRestartResult:
+    """One run on a node of its own (see the module docstring); files under ``workdir``."""
+    rng = random.Random(seed)
+    with ApacheKafka(jars) as broker:
+        rig = make_rig(broker.connection(), workdir, assets, points, seed)
+        started = time.monotonic()
+        feeder = rig.start_feed(rate)
+        workers: list[WorkerProcess] = [rig.worker("worker-0").start()]
+
+        def supervise() -> None:
+            """Start another worker if the current one exited."""
+            current = workers[-1]
+            if current.proc is not None and current.proc.poll() is not None:
+                log(f"worker exited with code {current.proc.returncode}: starting another")
+                workers.append(rig.worker(f"worker-{len(workers)}").start())
+
+        try:
+            workers[0].wait_ready(90)
+            for i in range(restarts):
+                time.sleep(rng.uniform(1.0, 3.0))  # a random moment under load: the chaos
+                broker.crash()
+                log(f"broker crashed ({i + 1}/{restarts}) at {time.monotonic() - started:.1f} s")
+                time.sleep(down_s)  # the outage's length: the fault being injected
+                broker.restart()
+                log(f"broker back at {time.monotonic() - started:.1f} s")
+                supervise()
+            seen = rig.collect(rig.complete, 240, between=supervise)
+        finally:
+            for w in workers:
+                w.stop()
+        feeder.join(30)
+        return BrokerRestartResult(rig.result(seen, 0, started), restarts, down_s,
+                                   len(workers) - 1)
