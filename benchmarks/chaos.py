@@ -328,16 +328,17 @@ def main() -> None:
     args = ap.parse_args()
     day = time.strftime("%Y-%m-%d")
     if args.scenario == "broker-restart":
-        from benchmarks.chaos_broker import run_broker_restart
+        from benchmarks.chaos_broker import apache_kafka_node, run_broker_restart
         jars = kafka_jars()
         if jars is None:
             raise SystemExit("broker-restart: Apache Kafka's jars are not cached and mvn is missing")
+        node = apache_kafka_node(jars)
         down = 5.0 if args.down is None else args.down
         points = args.points or max(300, int(args.rate * args.restarts * (down + 6) / args.assets))
         with tempfile.TemporaryDirectory() as tmp:
-            run = run_broker_restart(jars, Path(tmp), args.restarts, down, args.assets, points,
+            run = run_broker_restart(node, Path(tmp), args.restarts, down, args.assets, points,
                                      args.rate, args.seed)
-        _print_table(f"broker-restart run, {day}, on Apache Kafka {kafka_version()}: "
+        _print_table(f"broker-restart run, {day}, on {run.broker}: "
                      f"{run.broker_restarts} kill -9 of the broker, down {run.down_s:.0f} s each, "
                      f"{run.counts.readings:,} readings, worker restarts needed: "
                      f"{run.worker_restarts}, {run.counts.seconds:.0f} s", _rows(run.counts))

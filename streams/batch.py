@@ -47,7 +47,7 @@ from streams.inference import InferenceConfig
 from streams.model import Model
 from streams.records import Reading
 from streams.scoring import AssetScorer, AssetState
-from streams.watermark import Duplicate, Gap, Late
+from streams.watermark import Duplicate, Late
 
 __all__ = [
     "DEFAULT_MAX_FILL_POINTS",
@@ -199,15 +199,15 @@ class BatchScorer:
         return {**self.header(), "anomalies": [d.to_plain() for d in found]}
 
     def _finalise(self, now_ms: int) -> list[Detection]:
-        # streams.scoring.AssetScorer.finalise, keeping each point's row for its actual values
-        scorer, state, counts = self.scorer, self.state, self.counts
+        # the stream's own finalise: its numpy path scores a chunk's points at once when the
+        # detector allows (streams.scoring.AssetScorer.finalise)
+        counts = self.counts
         found: list[Detection] = []
-        for out in state.watermark.advance(now_ms):
-            if isinstance(out, Gap):
-                counts.gap_points += out.points
-                continue
-            outcome = scorer.process(state, out.reading, filled=out.filled)
+        for outcome in self.scorer.finalise(self.state, now_ms):
             kind = outcome.kind
+            if kind == "gap":
+                counts.gap_points += outcome.gap.points if outcome.gap is not None else 0
+                continue
             if kind == "scored":
                 counts.scored += 1
             elif kind == "warming_up":
@@ -222,13 +222,13 @@ class BatchScorer:
             if anomaly is not None:
                 counts.anomalies += 1
                 found.append(self._detection(outcome.ts_ms, anomaly.score, anomaly.severity,
-                                             anomaly.contributions, outcome.filled))
+                                             anomaly.contributions, outcome.filled, outcome.row))
         return found
 
     def _detection(self, ts_ms: int, score: float, severity: float,
-                   contributions: Mapping[str, float], filled: bool) -> Detection:
+                   contributions: Mapping[str, float], filled: bool,
+                   row: tuple[float, ...] | None) -> Detection:
         signals = self.model.signals
-        row = self.state.window.last()  # the scored row is pushed after scoring
         actual = dict(zip(signals, row, strict=True)) if row is not None else {}
         # an anomalous point is not learnt: the detector's state is the one it scored with
         detector = self.state.detector

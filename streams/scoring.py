@@ -106,6 +106,8 @@ class Outcome(NamedTuple):
     gap: Gap | None = None
     #: a lasting steady change adopted as the asset's new normal after this point
     adoption: Adoption | None = None
+    #: an anomaly's scored row, missing signals filled (its actual values, for batch results)
+    row: tuple[float, ...] | None = None
 
 
 class AssetScorer:
@@ -299,8 +301,9 @@ class AssetScorer:
                     rest, rest_parts = detector.score_many(history, j + 1)
                     scores[i + 1:] = rest.tolist()
                     contributions[i + 1:] = rest_parts.tolist()
+            row = None if anomaly is None else tuple(history[n0 + r].tolist())
             outcomes[k] = Outcome("scored", reading.ts_ms, score, severity, anomaly, filled,
-                                  None, adoption)
+                                  None, adoption, row)
 
     def _adopt(self, state: AssetState, severity: float, ts_ms: int, row: Sequence[float],
                window: np.ndarray | None = None) -> Adoption | None:
@@ -382,7 +385,8 @@ class AssetScorer:
         window.push(row)
         state.scored += 1
         adoption = self._adopt(state, severity, ts, row) if self.adopt_points else None
-        return Outcome("scored", ts, scored.score, severity, anomaly, filled, None, adoption)
+        return Outcome("scored", ts, scored.score, severity, anomaly, filled, None, adoption,
+                       None if anomaly is None else row)
 
     def _row(
         self, reading: Reading, window: SlidingWindow

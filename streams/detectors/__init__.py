@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +17,6 @@ import numpy as np
 
 from streams.detectors.base import DetectorModel, DetectorScore, OnlineDetector
 from streams.detectors.mahalanobis import MahalanobisModel
-from streams.detectors.river_family import RiverModel
 from streams.detectors.zscore import WindowZScoreModel
 
 __all__ = [
@@ -29,9 +29,23 @@ __all__ = [
 ]
 
 _KINDS: dict[str, Any] = {
-    "zscore": WindowZScoreModel, "mahalanobis": MahalanobisModel, "river": RiverModel,
+    "zscore": WindowZScoreModel, "mahalanobis": MahalanobisModel,
+    # imported on first use: River and what it loads cost ~0.8 s and ~90 MB per process,
+    # which a worker or job scoring with the other kinds need not pay
+    "river": "streams.detectors.river_family:RiverModel",
 }
 ALGORITHMS: frozenset[str] = frozenset(_KINDS)
+
+
+def _kind(kind: Any) -> Any:
+    """The model class of a detector ``kind`` (``ValueError`` for an unknown one)."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(_KINDS)}")
+    cls = _KINDS[kind]
+    if isinstance(cls, str):
+        module, name = cls.split(":")
+        cls = _KINDS[kind] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def fit_detector(
@@ -47,9 +61,7 @@ def fit_detector(
     ``lengths`` cuts the rows into pieces that are not contiguous in time (one per asset and
     training range): no window spans two of them. None: the rows are one piece.
     """
-    if kind not in _KINDS:
-        raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(_KINDS)}")
-    cls = _KINDS[kind]
+    cls = _kind(kind)
     accepted = set(inspect.signature(cls.fit).parameters) - {"cls", "rows", "signals",
                                                               "window_size", "lengths"}
     unknown = sorted(set(options or {}) - accepted)
@@ -63,8 +75,5 @@ def fit_detector(
 
 def model_from_dict(d: Mapping[str, Any]) -> DetectorModel:
     """Rebuild a fitted detector model from its artifact form."""
-    kind = d.get("kind")
-    if kind not in _KINDS:
-        raise ValueError(f"unknown detector kind {kind!r}; known: {sorted(_KINDS)}")
-    model: DetectorModel = _KINDS[kind].from_dict(d)
+    model: DetectorModel = _kind(d.get("kind")).from_dict(d)
     return model

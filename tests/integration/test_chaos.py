@@ -16,7 +16,7 @@ import pytest
 from agents.apache_kafka import kafka_jars
 from agents.connection import KafkaConnection
 from benchmarks.chaos import run_chaos
-from benchmarks.chaos_broker import run_broker_restart
+from benchmarks.chaos_broker import apache_kafka_node, run_broker_restart
 from benchmarks.chaos_hooks import run_hooks_down
 
 pytestmark = pytest.mark.integration
@@ -45,10 +45,11 @@ def test_a_broker_crash_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path
     kills the broker itself."""
     jars = kafka_jars()
     assert jars is not None, "Apache Kafka's jars: .ci/run installs them (agents/apache_kafka.py)"
-    run = run_broker_restart(jars, tmp_path, restarts=1, down_s=3, assets=8, points=300, seed=5,
-                             log=lambda _: None)
+    run = run_broker_restart(apache_kafka_node(jars), tmp_path, restarts=1, down_s=3, assets=8,
+                             points=300, seed=5, log=lambda _: None)
     result = run.counts
     assert result.expected_anomalies > 10 and result.expected_alerts > 2
     assert (result.anomalies_lost, result.anomalies_spurious, result.conflicting_keys) == (0, 0, 0)
     assert (result.alerts_lost, result.alerts_spurious, result.alerts_wrong) == (0, 0, 0)
     assert result.late_records == 0
+

@@ -17,6 +17,7 @@ from streams.model import Model
 from streams.records import Reading
 from streams.scoring import AssetScorer
 from streams.simulate import SIGNALS, Fault, generate_fleet
+from tests.detections import assert_same_detections
 
 T0 = 1_767_225_600_000
 S = 1_000
@@ -61,7 +62,7 @@ def test_batch_result_is_the_stream_result(model: Model, chunk: int) -> None:
     expected = streamed(model, readings)
     got, batch = batched(model, readings, chunk)
     assert len(expected) >= 10  # the faults are found: the comparison is not of two empty lists
-    assert got == expected
+    assert_same_detections(got, expected)  # to rounding: numpy scores a chunk at once
     assert batch.counts.scored + batch.counts.warming_up == len(readings)
 
 
@@ -70,7 +71,7 @@ def test_missing_points_are_filled_and_gaps_skipped_as_in_the_stream(model: Mode
     # two missing points (filled: within the fill limit), then 20 missing (a gap)
     holed = [r for i, r in enumerate(readings) if i not in (50, 51) and not 150 <= i < 170]
     got, batch = batched(model, holed, chunk=64)
-    assert got == streamed(model, holed)
+    assert_same_detections(got, streamed(model, holed))
     assert batch.counts.filled == 2
     assert batch.counts.gap_points == 20
 
