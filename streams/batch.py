@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from streams.calibration import DEFAULT_SENSITIVITY, threshold_for
 from streams.codec import format_ts
@@ -64,11 +64,6 @@ SYNC_POINT_LIMIT = 30_000
 DEFAULT_MAX_FILL_POINTS = InferenceConfig("x", "m", "t").max_fill_points
 #: The inference id batch scoring uses inside the core (never published).
 BATCH_INFERENCE_ID = "batch"
-
-
-@runtime_checkable
-class _HasExpected(Protocol):
-    def expected(self) -> tuple[float, ...]: ...
 
 
 def involved_signals(contributions: Mapping[str, float]) -> tuple[str, ...]:
@@ -222,18 +217,18 @@ class BatchScorer:
             if anomaly is not None:
                 counts.anomalies += 1
                 found.append(self._detection(outcome.ts_ms, anomaly.score, anomaly.severity,
-                                             anomaly.contributions, outcome.filled, outcome.row))
+                                             anomaly.contributions, outcome.filled, outcome.row,
+                                             outcome.expected))
         return found
 
     def _detection(self, ts_ms: int, score: float, severity: float,
                    contributions: Mapping[str, float], filled: bool,
-                   row: tuple[float, ...] | None) -> Detection:
+                   row: tuple[float, ...] | None,
+                   expected_row: tuple[float, ...] | None) -> Detection:
         signals = self.model.signals
         actual = dict(zip(signals, row, strict=True)) if row is not None else {}
-        # an anomalous point is not learnt: the detector's state is the one it scored with
-        detector = self.state.detector
-        expected = (dict(zip(signals, detector.expected(), strict=True))
-                    if isinstance(detector, _HasExpected) else None)
+        expected = (dict(zip(signals, expected_row, strict=True))
+                    if expected_row is not None else None)
         return Detection(ts_ms=ts_ms, score=score, severity=severity,
                          signals=involved_signals(contributions),
                          contributions=dict(contributions), actual=actual,

@@ -90,6 +90,12 @@ class AssetState:
         }
 
 
+def expected_of(detector: object) -> tuple[float, ...] | None:
+    """The values a detector expects of the next point, where it has them (``None`` else)."""
+    expected = getattr(detector, "expected", None)
+    return tuple(expected()) if callable(expected) else None
+
+
 class Outcome(NamedTuple):
     """What happened to one point.
 
@@ -108,6 +114,8 @@ class Outcome(NamedTuple):
     adoption: Adoption | None = None
     #: an anomaly's scored row, missing signals filled (its actual values, for batch results)
     row: tuple[float, ...] | None = None
+    #: an anomaly's expected values, from the detector that scored it (where it has them)
+    expected: tuple[float, ...] | None = None
 
 
 class AssetScorer:
@@ -290,6 +298,9 @@ class AssetScorer:
             if self._flagged(state, severity):
                 anomaly = self._anomaly(reading, score, severity, parts, filled)
             # a batchable detector learns nothing: the non-anomalous points need no learn_one
+            row = expected = None
+            if anomaly is not None:  # scored by the detector before any adoption after it
+                row, expected = tuple(history[n0 + r].tolist()), expected_of(state.detector)
             adoption = None
             if self.adopt_points:
                 j = n0 + r  # the point's row in history; the window after it ends there
@@ -301,9 +312,8 @@ class AssetScorer:
                     rest, rest_parts = detector.score_many(history, j + 1)
                     scores[i + 1:] = rest.tolist()
                     contributions[i + 1:] = rest_parts.tolist()
-            row = None if anomaly is None else tuple(history[n0 + r].tolist())
             outcomes[k] = Outcome("scored", reading.ts_ms, score, severity, anomaly, filled,
-                                  None, adoption, row)
+                                  None, adoption, row, expected)
 
     def _adopt(self, state: AssetState, severity: float, ts_ms: int, row: Sequence[float],
                window: np.ndarray | None = None) -> Adoption | None:
@@ -384,9 +394,11 @@ class AssetScorer:
             state.detector.learn_one(row, window)
         window.push(row)
         state.scored += 1
+        # an anomalous point is not learnt: the detector's expectation is the one it scored with
+        expected = None if anomaly is None else expected_of(state.detector)
         adoption = self._adopt(state, severity, ts, row) if self.adopt_points else None
         return Outcome("scored", ts, scored.score, severity, anomaly, filled, None, adoption,
-                       None if anomaly is None else row)
+                       None if anomaly is None else row, expected)
 
     def _row(
         self, reading: Reading, window: SlidingWindow

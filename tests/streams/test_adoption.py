@@ -152,3 +152,25 @@ def test_the_event_is_a_valid_status_record() -> None:
     assert [r["kind"] for r in records] == ["regime_adopted", "regime_restored"]
     for r in records:
         assert validator("status-event.v1")(r) == r
+
+
+def test_a_batch_job_reports_each_anomalys_expected_values_from_the_detector_that_scored_it(
+) -> None:
+    """A level adopted mid-chunk must not rewrite the expected values of the chunk's earlier
+    anomalies: one chunk (numpy path) reports what point-by-point scoring reports."""
+    from streams.batch import BatchScorer
+
+    readings = [Reading("a", t * S, {"v": v}) for t, v in enumerate(SHIFTED)]
+    m = model()
+    assert adoptions(score(SHIFTED, m)), "the shift is adopted within the series"
+    one_chunk = BatchScorer(m, 70)
+    whole = one_chunk.feed(readings) + one_chunk.finish()
+    by_point = BatchScorer(m, 70)
+    single = [d for r in readings for d in by_point.feed([r])] + by_point.finish()
+    assert [d.ts_ms for d in whole] == [d.ts_ms for d in single] and whole
+    before = [d.expected for d in whole if d.ts_ms < 60 * S]
+    assert before and all(e is not None and abs(e["v"]) < 1.0 for e in before), before
+    assert [d.expected and d.expected["v"] for d in whole] == \
+        pytest.approx([d.expected and d.expected["v"] for d in single])
+    after = [d.expected for d in whole if d.ts_ms > 200 * S]
+    assert not after or all(e is not None and e["v"] > 5 for e in after), "the adopted level"
