@@ -3,12 +3,12 @@ topic, so exactly one worker of the group decides, in topic order.
 
 Its table (``control-state``, changelog-backed) holds every inference's state, every
 command's result, each inference's latest replay and its queue of late ranges to re-score
-(:class:`streams.late_rescore.RescoreQueue`, started one at a time by the replay sweep); it
-applies :func:`streams.control.decide`
-and publishes the new state (compacted status topic, keyed by inference id), the result and
-any gap (event log). A command id seen before gets its first result again, for a week and
-among the newest 100,000 (:mod:`streams.command_ids`; older ids are pruned every minute). Replays are checked
-and run by :class:`agents.replay_desk.ReplayDesk`. Every worker follows the decisions with
+(:class:`streams.late_rescore.RescoreQueue`, started one at a time by the controller's sweep).
+It applies :func:`streams.control.decide` and publishes the new state (compacted status topic,
+keyed by inference id), the result and any gap (event log). A command id seen before gets its
+first result again, for a week and among the newest 100,000 (:mod:`streams.command_ids`; older
+ids are pruned every minute). Replays are checked and run by
+:class:`agents.replay_desk.ReplayDesk`. Every worker follows the decisions with
 :class:`agents.inference_sync.InferenceSync`.
 """
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 #: How often the controller forgets command ids past their retention.
 PRUNE_EVERY_MS = 60_000
+
 
 def decode_state(value: bytes) -> InferenceState:
     try:
