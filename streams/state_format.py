@@ -69,6 +69,8 @@ class StateFormat:
         >>> DELIVERY_STATE.format_of({}), DELIVERY_STATE.format_of({"format": 1})
         (1, 1)
         """
+        if not isinstance(snapshot, Mapping):
+            raise StateFormatError(f"{self.what} must be an object, got {type(snapshot).__name__}")
         fmt = snapshot.get("format", 1)
         if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
             raise StateFormatError(f"{self.what} format must be a positive integer, got {fmt!r}")

@@ -99,3 +99,16 @@ def test_a_format_that_is_not_a_positive_integer_is_refused(bad: object) -> None
 def test_every_older_format_has_a_migration() -> None:
     with pytest.raises(ValueError, match="no migration from format"):
         StateFormat("x", 3, {1: lambda s: s})
+
+
+@pytest.mark.parametrize("stored", [[1, 2], "x", None])
+def test_a_stored_state_that_is_no_object_is_refused_with_the_reason(stored: object) -> None:
+    with pytest.raises(StateFormatError, match="must be an object"):
+        ASSET_STATE.migrated(stored)  # type: ignore[arg-type]
+
+
+def test_a_hook_delivery_that_is_no_object_is_not_one_to_the_outbox() -> None:
+    from streams.delivery import Delivery
+
+    with pytest.raises(ValueError, match="hook delivery must be an object"):
+        Delivery.restore([1, 2])  # type: ignore[arg-type]
