@@ -129,13 +129,6 @@ def reference_of(inference: InferenceConfig, model: Model, topic: str,
                      {notification_id(a) for _, a, hooks in alerts if a.notify and hooks})
 
 
-def reference(inference: InferenceConfig, model: Model, topic: str,
-              readings: Sequence[Reading]) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
-    """Anomalies (key → record) and alerts (id → last record) of an uninterrupted scoring."""
-    ref = reference_of(inference, model, topic, readings)
-    return ref.anomalies, ref.alerts
-
-
 def same_alert(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("state", "anomaly_count", "first_ts", "last_ts", "assets")
     return all(a.get(k) == b.get(k) for k in keys)

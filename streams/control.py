@@ -346,8 +346,7 @@ def _rescore_late(current: InferenceState, cmd: Command, now_ms: int) -> Decisio
         plain = cmd.params.get("ranges")
         if not isinstance(plain, list) or not 0 < len(plain) <= MAX_LATE_RANGES:
             raise ValueError(f"ranges must be a list of 1 to {MAX_LATE_RANGES} late ranges")
-        ranges = tuple(RescoreRange.from_record(r) if isinstance(r, Mapping) else
-                       RescoreRange.from_record({}) for r in plain)
+        ranges = tuple(RescoreRange.from_record(r) for r in plain)
         _check_assets([a for r in ranges for a in r.assets], current.config)
     except ValueError as exc:
         return _reject(cmd, f"late re-score: {exc}", now_ms)

@@ -72,7 +72,8 @@ class RescoreRange:
         ...
         ValueError: a late range needs whole start_ms < end_ms and a list of asset ids
         """
-        start, end, assets = d.get("start_ms"), d.get("end_ms"), d.get("assets")
+        plain = d if isinstance(d, Mapping) else {}
+        start, end, assets = plain.get("start_ms"), plain.get("end_ms"), plain.get("assets")
         if (not isinstance(start, int) or not isinstance(end, int) or isinstance(start, bool)
                 or isinstance(end, bool) or not 0 <= start < end or not isinstance(assets, list)
                 or not assets or not all(isinstance(a, str) and a for a in assets)):
