@@ -49,15 +49,21 @@ def die_with_parent() -> None:
 
 
 class EmbeddedBroker:
-    """A Tansu broker with memory storage, for one process lifetime.
+    """A Tansu broker, with memory storage for one process lifetime unless told otherwise.
 
-    Use as a context manager: ``with EmbeddedBroker() as b: b.bootstrap``.
+    Use as a context manager: ``with EmbeddedBroker() as b: b.bootstrap``. ``storage`` names
+    another engine of the binary (``s3://bucket/``, its endpoint and keys in ``env``), on
+    which topics and offsets outlive the broker: then :meth:`crash` and :meth:`restart` bring
+    the same cluster back.
     """
 
-    def __init__(self, port: int | None = None, ready_timeout_s: float = 15.0) -> None:
+    def __init__(self, port: int | None = None, ready_timeout_s: float = 15.0,
+                 storage: str = "memory://tansu/", env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.ready_timeout_s = ready_timeout_s
+        self.storage = storage
+        self.env = dict(env or {})
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> EmbeddedBroker:
@@ -69,8 +75,8 @@ class EmbeddedBroker:
             raise BrokerError(f"embedded broker unavailable: {exc}") from exc
         url = f"tcp://127.0.0.1:{self.port}"
         cmd = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-               "--storage-engine", "memory://tansu/", "--silent"]
-        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error")}
+               "--storage-engine", self.storage, "--silent"]
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error"), **self.env}
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env=env, preexec_fn=die_with_parent if sys.platform == "linux" else None,
@@ -92,6 +98,19 @@ class EmbeddedBroker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+    def crash(self) -> None:
+        """kill -9 of the broker; on a storage that outlives it, :meth:`restart` brings the
+        same cluster back on the same port."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the broker again after :meth:`crash` (memory storage comes back empty)."""
+        if self.running:
+            raise BrokerError("the embedded broker is running: crash() it first")
+        self.start()
 
     @property
     def connection(self) -> KafkaConnection:

@@ -318,14 +318,25 @@ def main() -> None:
     ap.add_argument("--broker", default=os.environ.get("ASSETWATCH_BROKER"))
     ap.add_argument("--apache-kafka", action="store_true",
                     help="run on Apache Kafka started from Maven Central's jars (needs Java, Maven)")
+    ap.add_argument("--embedded-s3", action="store_true",
+                    help="broker-restart: crash the embedded broker on S3 storage in a local S3 "
+                    "server (gofakes3, built with Go) instead of Apache Kafka")
     args = ap.parse_args()
     day = time.strftime("%Y-%m-%d")
     if args.scenario == "broker-restart":
-        from benchmarks.chaos_broker import apache_kafka_node, run_broker_restart
-        jars = kafka_jars()
-        if jars is None:
-            raise SystemExit("broker-restart: Apache Kafka's jars are not cached and mvn is missing")
-        node = apache_kafka_node(jars)
+        from benchmarks.chaos_broker import apache_kafka_node, embedded_s3_node, run_broker_restart
+        from benchmarks.local_s3 import gofakes3_binary
+        node: contextlib.AbstractContextManager[Any]
+        if args.embedded_s3:
+            gofakes3 = gofakes3_binary()
+            if gofakes3 is None:
+                raise SystemExit("broker-restart --embedded-s3: gofakes3 is not built and Go is missing")
+            node = embedded_s3_node(gofakes3)
+        else:
+            jars = kafka_jars()
+            if jars is None:
+                raise SystemExit("broker-restart: Apache Kafka's jars are not cached and mvn is missing")
+            node = apache_kafka_node(jars)
         down = 5.0 if args.down is None else args.down
         points = args.points or max(300, int(args.rate * args.restarts * (down + 6) / args.assets))
         with tempfile.TemporaryDirectory() as tmp:

@@ -3,9 +3,9 @@
 ``python -m benchmarks.chaos --scenario broker-restart [--restarts 3] [--down 5]``. A broker
 node serves a worker under load; at random moments it is killed with SIGKILL, stays down for
 ``down`` seconds, and is started again on the same data and ports. The node is Apache Kafka
-(KRaft, from Maven Central's jars, its log directory on local disk): the embedded broker's
-memory storage loses everything on a restart, and on its ``s3://`` storage (a local moto
-server) the pipeline did not keep up even without a crash (docs/reliability.md). The producer keeps
+(KRaft, from Maven Central's jars, its log directory on local disk) or the embedded broker on
+its ``s3://`` storage against a local S3 server (:mod:`benchmarks.local_s3`; its default
+memory storage would lose everything on a restart). The producer keeps
 sending (its records wait in its buffer while the broker is away); the worker is supervised
 as an operator's init system would: if it exits, another is started (counted). The output is
 compared with the pure engine's uninterrupted scoring, as in :mod:`benchmarks.chaos`, with
@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.apache_kafka import ApacheKafka, kafka_version
+from agents.broker import EmbeddedBroker
 from agents.connection import KafkaConnection
 from agents.worker_process import WorkerProcess
 from benchmarks.chaos import ChaosResult, make_rig
+from benchmarks.local_s3 import LocalS3
 
 
 @dataclass
@@ -45,6 +47,16 @@ def apache_kafka_node(jars: Path) -> Iterator[Node]:
     with ApacheKafka(jars) as broker:
         yield Node(f"Apache Kafka {kafka_version()}", broker.connection(), broker.crash,
                    broker.restart)
+
+
+@contextlib.contextmanager
+def embedded_s3_node(gofakes3: Path) -> Iterator[Node]:
+    """The embedded broker (Tansu) on ``s3://`` storage in a local S3 server that outlives it."""
+    with LocalS3(gofakes3) as s3:
+        broker = EmbeddedBroker(storage=f"s3://{s3.bucket}/", env=s3.broker_env())
+        with broker:
+            yield Node("the embedded broker (Tansu) on S3 storage (gofakes3)", broker.connection,
+                       broker.crash, broker.restart)
 
 
 @dataclass
