@@ -11,12 +11,16 @@ from typing import Any
 import faust
 
 from agents.connection import KafkaConnection
+from agents.faust_consumer import FetchWaitApp
 from agents.settings import Settings
 from agents.topics import MAX_RECORD_BYTES
 from agents.web_access import access_middleware
 
 MAX_FETCH_BYTES = 16 * 1024 * 1024
 MAX_REQUEST_BYTES = MAX_RECORD_BYTES
+#: the consumer's fetch wait on the embedded broker, which holds a fetch that long (see
+#: :mod:`agents.faust_consumer`): a bound on the latency it adds, ten empty fetches a second idle
+EMBEDDED_FETCH_MAX_WAIT_MS = 100
 
 
 def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
@@ -28,7 +32,10 @@ def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
     ``one_record_per_batch`` (its end-offset answer is wrong after a multi-record produce
     batch, which makes table recovery lose data; it costs a produce request per record) and
     ``fast_group`` (a 2 s session: its join waits half the session timeout; Apache Kafka's
-    stock ``group.min.session.timeout.ms`` of 6 s refuses it).
+    stock ``group.min.session.timeout.ms`` of 6 s refuses it). The consumer's fetch wait is
+    ``fetch_max_wait_ms`` where set, else 100 ms on the embedded broker (it holds a fetch up
+    to the wait even when records arrive meanwhile) and Faust's 1,500 ms elsewhere
+    (:mod:`agents.faust_consumer`).
     """
     conf: dict[str, Any] = dict(
         store="memory://",
@@ -69,7 +76,10 @@ def create_app(settings: Settings, kafka: KafkaConnection) -> faust.App:
     if settings.replication_factor is not None:
         conf["topic_replication_factor"] = settings.replication_factor
     conf.update(kafka.faust_options())  # the user's properties win over the defaults above
-    return faust.App(settings.app_id, **conf)
+    app = FetchWaitApp(settings.app_id, **conf)
+    app.fetch_max_wait_ms = (settings.fetch_max_wait_ms if settings.fetch_max_wait_ms is not None
+                             else EMBEDDED_FETCH_MAX_WAIT_MS if kafka.embedded else None)
+    return app
 
 
 def session_timeout_ms(app: faust.App) -> int:

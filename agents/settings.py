@@ -124,6 +124,9 @@ class Settings:
     #: a reading stamped more than this after its record reached Kafka is dead-lettered
     max_ahead_ms: int | None = 3_600_000
     batch_within_s: float = 0.05
+    #: the worker consumer's fetch wait; None: 100 ms on the embedded broker, else Faust's
+    #: 1,500 ms (a real broker answers as soon as records arrive; agents/faust_consumer.py)
+    fetch_max_wait_ms: int | None = None
     #: scored batches whose input waits for the broker's acknowledgement of their output
     #: while the next batch is scored (agents/ack_pipeline.py)
     ack_pipeline_depth: int = 4
@@ -158,6 +161,9 @@ class Settings:
         if get(ENV_PREFIX + "BATCH_MAX_EVENTS"):  # records the scoring agent takes at once
             s = replace(s, batch_max_events=_positive_int(
                 "BATCH_MAX_EVENTS", str(get(ENV_PREFIX + "BATCH_MAX_EVENTS"))))
+        if get(ENV_PREFIX + "FETCH_MAX_WAIT_MS"):
+            s = replace(s, fetch_max_wait_ms=_positive_int(
+                "FETCH_MAX_WAIT_MS", str(get(ENV_PREFIX + "FETCH_MAX_WAIT_MS"))))
         if get(ENV_PREFIX + "MAX_AHEAD_MS"):  # 0: no limit (an accelerated feed from the future)
             ahead = int(str(get(ENV_PREFIX + "MAX_AHEAD_MS")))
             s = replace(s, max_ahead_ms=ahead if ahead > 0 else None)
