@@ -55,7 +55,7 @@ from agents.settings import Settings, TopicNames
 from agents.topics import topic_specs
 from agents.worker_process import WorkerProcess, fetch_status
 from streams.model import ModelParams, fit_model
-from streams.simulate import SIGNALS, generate_fleet, training_rows
+from streams.simulate import SIGNALS, Fault, generate_fleet, training_rows
 
 START_MS = 1_767_225_600_000
 INTERVAL_MS = 1_000  # the data interval of every generated feed
@@ -250,7 +250,10 @@ class Bench:
         total = int(rate * seconds)
         per_asset = 40  # a full window (16) and then some, for every asset in the run
         assets = self.assets[: max(1, min(len(self.assets), total // per_asset))]
-        fleet = generate_fleet(assets, per_asset, START_MS, INTERVAL_MS, seed=2)
+        # a one-point spike on every fourth asset, past its first full window: enough anomalies
+        # at sensitivity 70 for a p99 (without them the normal feed gave 3–8)
+        spikes = [Fault(a, "spike", 20 + i % 17, 1) for i, a in enumerate(assets) if i % 4 == 0]
+        fleet = generate_fleet(assets, per_asset, START_MS, INTERVAL_MS, seed=2, faults=spikes)
         produced: dict[tuple[str, int], float] = {}
         arrived: dict[tuple[str, int], float] = {}
         stop = threading.Event()
