@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from agents.broker import BrokerError, die_with_parent, free_port, wait_until_ready
+from agents.broker import BrokerError, die_with_parent, free_port, kill_process, wait_until_ready
 from agents.connection import KafkaConnection
 
 DEPLOY_KAFKA = Path(__file__).resolve().parent.parent / "deploy" / "kafka"
@@ -183,9 +183,7 @@ class ApacheKafka:
     def crash(self) -> None:
         """kill -9 of the node (a crash, or a host lost); its log directory and ports stay, so
         :meth:`restart` brings the same cluster back."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
+        kill_process(self._proc)
 
     def restart(self) -> None:
         """Start the node again on its log directory and ports, after :meth:`crash`."""

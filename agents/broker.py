@@ -48,6 +48,13 @@ def die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def kill_process(proc: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:
+    """kill -9 of a child process if it still runs, and reap it (a crash, not a stop)."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
 class EmbeddedBroker:
     """A Tansu broker, with memory storage for one process lifetime unless told otherwise.
 
@@ -102,9 +109,7 @@ class EmbeddedBroker:
     def crash(self) -> None:
         """kill -9 of the broker; on a storage that outlives it, :meth:`restart` brings the
         same cluster back on the same port."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
+        kill_process(self._proc)
 
     def restart(self) -> None:
         """Start the broker again after :meth:`crash` (memory storage comes back empty)."""

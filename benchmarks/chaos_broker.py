@@ -52,11 +52,10 @@ def apache_kafka_node(jars: Path) -> Iterator[Node]:
 @contextlib.contextmanager
 def embedded_s3_node(gofakes3: Path) -> Iterator[Node]:
     """The embedded broker (Tansu) on ``s3://`` storage in a local S3 server that outlives it."""
-    with LocalS3(gofakes3) as s3:
-        broker = EmbeddedBroker(storage=f"s3://{s3.bucket}/", env=s3.broker_env())
-        with broker:
-            yield Node("the embedded broker (Tansu) on S3 storage (gofakes3)", broker.connection,
-                       broker.crash, broker.restart)
+    with (LocalS3(gofakes3) as s3,
+          EmbeddedBroker(storage=f"s3://{s3.bucket}/", env=s3.broker_env()) as broker):
+        yield Node("the embedded broker (Tansu) on S3 storage (gofakes3)", broker.connection,
+                   broker.crash, broker.restart)
 
 
 @dataclass

@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from agents.broker import BrokerError, die_with_parent, free_port
+from agents.broker import BrokerError, die_with_parent, free_port, kill_process
 
 #: the module and version ``go install`` builds (the newest the Go module proxy serves here)
 GOFAKES3 = "github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0"
@@ -91,9 +91,7 @@ class LocalS3:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
+        kill_process(proc, timeout_s=5)
 
     def broker_env(self) -> dict[str, str]:
         """The environment of a Tansu broker with ``--storage-engine s3://<bucket>/`` here."""

@@ -13,6 +13,7 @@ import pytest
 from streams.alert_publishing import AlertPublisher
 from streams.codec import encode_telemetry
 from streams.decision import FlagRun
+from streams.delivery import Delivery
 from streams.engine import Engine, Message
 from streams.inference import InferenceConfig
 from streams.model import Model
@@ -108,7 +109,5 @@ def test_a_stored_state_that_is_no_object_is_refused_with_the_reason(stored: obj
 
 
 def test_a_hook_delivery_that_is_no_object_is_not_one_to_the_outbox() -> None:
-    from streams.delivery import Delivery
-
     with pytest.raises(ValueError, match="hook delivery must be an object"):
         Delivery.restore([1, 2])  # type: ignore[arg-type]
