@@ -76,6 +76,10 @@ class ChaosResult:
     late_records: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: the expected anomaly keys never published, and the published keys never expected
+    #: (sorted; what a failing run's message names)
+    lost_keys: list[str] = field(default_factory=list)
+    spurious_keys: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -234,7 +238,9 @@ class Rig:
             alerts_spurious=len(set(alerts) - set(expected.alerts)),
             alerts_wrong=sum(1 for a, r in expected.alerts.items()
                              if a in alerts and not same_alert(alerts[a][-1], r)),
-            late_records=seen.late, seconds=time.monotonic() - started)
+            late_records=seen.late, seconds=time.monotonic() - started,
+            lost_keys=sorted(set(expected.anomalies) - set(seen.anomalies)),
+            spurious_keys=sorted(set(seen.anomalies) - set(expected.anomalies)))
 
 
 def make_rig(kafka: KafkaConnection, workdir: Path, assets: int, points: int, seed: int,

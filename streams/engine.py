@@ -189,6 +189,9 @@ class Engine:
         self._tick_seq = 0
         #: state key → the last tick its watermark was brought up to (see _catch_up)
         self._synced: dict[str, int] = {}
+        #: ``event`` states restored by :meth:`adopt` that no point has reached since: their
+        #: idle rule counts on the arrival clock (a backlog to read is not idleness)
+        self._adopted: set[str] = set()
 
     # ------------------------------------------------------------------ façade attributes
 
@@ -310,6 +313,43 @@ class Engine:
         """
         return self.store.acknowledge(anomalies)
 
+    def adopt(self, keys: Iterable[str], now_ms: int) -> int:
+        """Restore now the stored states among ``keys`` that this worker scores, rather than
+        on their asset's next point; return how many were restored.
+
+        After a crash the new owner reads again only from the last committed offset, so an
+        asset whose records were all committed is never touched again if it has gone silent:
+        its state would keep what the crash left undone — outputs not proved durable (see
+        :mod:`streams.state_store`), slots still pending. Adopted, those outputs are published
+        again with the next output and the pending slots fall to the idle rule, counted from
+        now on the arrival clock of the asset's partitions: only once the worker has read
+        everything that reached the broker until ``idle_timeout_ms`` after ``now_ms`` with no
+        point of the asset among it. Keys of inferences not active here, of another epoch,
+        of partitions not owned, or already held are skipped.
+
+        >>> Engine([], load=lambda k: None, partitions=1).adopt(["inf/p", "#offset/t/0"], 0)
+        0
+        """
+        self._wall.ms = now_ms
+        adopted = 0
+        for key in keys:
+            if key in self.states:
+                continue
+            inference_id, _, asset_id = key.partition("/")
+            scorer = self.scorer(inference_id)
+            if scorer is None or not asset_id or not scorer.inference.wants(asset_id):
+                continue
+            home = self.homes.of(asset_id)
+            snap = self.store.load(key)
+            if home not in self.owned or not isinstance(snap, dict) or not scorer.owns(snap):
+                continue
+            self._state(key, home, scorer)
+            if key in self.store.event_clocks:
+                self._adopted.add(key)
+            self._schedule(key)
+            adopted += 1
+        return adopted
+
     # ------------------------------------------------------------------ pre-fill
 
     def prefill(self, inference_id: str, partition: int, readings: Iterable[Reading]) -> BatchOutput:
@@ -385,6 +425,7 @@ class Engine:
         event_clocks = self.store.event_clocks
         last_arrival = self.store.last_arrival_ms
         synced, seq = self._synced, self._tick_seq
+        adopted = self._adopted
         self._touched_by = {}
         for msg in messages:
             tp = (msg.topic, msg.partition)
@@ -450,6 +491,8 @@ class Engine:
                     if clock is not None:
                         clock.observe(reading.ts_ms)
                         last_arrival[key] = now_ms
+                        if adopted:
+                            adopted.discard(key)
         out.forward = routing.records()
         self._finalise(touched, out, always_snapshot=True)
         self._touched_by = {}
@@ -507,7 +550,12 @@ class Engine:
             self._due.set(key, _WALL, NOW)
         elif wm.pending():
             arrived = self.store.last_arrival_ms.get(key, self._wall.ms)
-            self._due.set(key, _WALL, arrived + inference.idle_timeout_ms)
+            if key in self._adopted:  # idle by what has been read since (see adopt)
+                domain = (inference.topic, home)
+                self._tick_clocks.setdefault(domain, None)
+                self._due.set(key, domain, arrived + inference.idle_timeout_ms)
+            else:
+                self._due.set(key, _WALL, arrived + inference.idle_timeout_ms)
         else:
             self._due.discard(key)
 
@@ -606,7 +654,7 @@ class Engine:
             now = arrived
         else:
             now = clock.now_ms()
-            idle_ms = wall - self.store.last_arrival_ms.get(key, wall)
+            idle_ms = self._idle_ms(key, home, inference.topic, wall)
             if idle_ms >= inference.idle_timeout_ms:
                 now = max(now, scorer.due_of_last_pending(state))
         self._synced[key] = self._tick_seq
@@ -657,8 +705,18 @@ class Engine:
             self._tick_clocks.setdefault((scorer.inference.topic, partition), None)
         return state
 
+    def _idle_ms(self, key: str, home: int, topic: str, wall: int) -> int:
+        """How long an ``event`` state has had no point: on the wall clock since its last one
+        arrived, or for an adopted state on the arrival clock since its adoption."""
+        since = self.store.last_arrival_ms.get(key, wall)
+        if key not in self._adopted:
+            return wall - since
+        read = self.arrival.clock_ms(((topic, home), (by_asset_topic(topic), home)), wall)
+        return 0 if read is None else read - since
+
     def _forget(self, key: str) -> None:
         self.store.forget(key)
+        self._adopted.discard(key)
         self._due.discard(key)
         self._synced.pop(key, None)
         self._always.discard(key)

@@ -15,6 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AioTP
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from confluent_kafka import Consumer, TopicPartition
 
 from agents.broker import ensure_topics
 from agents.connection import KafkaConnection
@@ -102,7 +103,7 @@ class Pipeline:
         # historical timestamps: event time, idle after 1 s so the last slots are finalised
         inference = InferenceConfig(inference_id="inf", model_id=model.model_id,
                                     topic=settings.topics.telemetry, clock="event",
-                                    idle_timeout_ms=1_000, **options)
+                                    **{"idle_timeout_ms": 1_000, **options})
         (workdir / "inferences.json").write_bytes(orjson.dumps([inference.to_dict()]))
         ensure_topics(kafka, topic_specs(settings))
         pipeline = cls(kafka, settings, workdir, model, inference)
@@ -243,6 +244,17 @@ def end_offsets(kafka: KafkaConnection, topic: str, partitions: int, records: in
     finally:
         reader.close()
     return ends
+
+
+def committed_offsets(kafka: KafkaConnection, group: str, topic: str,
+                      partitions: int) -> dict[int, int]:
+    """The offsets ``group`` has committed on ``topic`` (-1001: none), read without joining."""
+    consumer = Consumer(kafka.client_config(**{"group.id": group, "enable.auto.commit": False}))
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        consumer.close()
 
 
 class _AsFaust(RoundRobinPartitionAssignor):

@@ -32,7 +32,8 @@ def test_three_kills_under_load_lose_nothing_and_duplicate_nothing(
         kafka: KafkaConnection, tmp_path: Path) -> None:
     result = run_chaos(kafka, tmp_path, kills=3, assets=12, points=300, seed=7, log=lambda _: None)
     assert result.expected_anomalies > 20 and result.expected_alerts > 3  # faults were there
-    assert (result.anomalies_lost, result.anomalies_spurious, result.conflicting_keys) == (0, 0, 0)
+    assert (result.anomalies_lost, result.anomalies_spurious, result.conflicting_keys) == (
+        0, 0, 0), f"lost {result.lost_keys}, spurious {result.spurious_keys}"
     assert (result.alerts_lost, result.alerts_spurious, result.alerts_wrong) == (0, 0, 0)
     assert result.late_records == 0
 

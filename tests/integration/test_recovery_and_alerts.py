@@ -12,18 +12,20 @@ import pytest
 from agents.connection import KafkaConnection
 from streams.alerts import AlertConfig
 from streams.codec import loads
+from streams.simulate import Fault, generate_fleet
 from tests.integration.harness import (
     INTERVAL_MS,
     START_MS,
     Pipeline,
     commit_offsets,
+    committed_offsets,
     end_offsets,
     finalised,
     received,
     wait_for,
 )
 from tests.integration.test_metrics_endpoint import scrape
-from tests.integration.test_pipeline import fleet
+from tests.integration.test_pipeline import ASSETS, fleet
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +90,39 @@ def test_a_commit_past_the_stored_state_skips_no_point(
     assert status is not None
     assert status["counts"]["hole_records"] == len(middle), "exactly the skipped records were read"
     assert status["counts"]["received"] == len(middle) + len(tail)
+
+
+def test_a_crash_after_the_last_commit_leaves_no_silent_assets_slots_unfinalised(
+        kafka: KafkaConnection, unique: str, tmp_path: Path) -> None:
+    """The feed stops (the assets fall silent) and the worker is killed once its group has
+    committed every record but before the idle rule finalised the last slots: no record is
+    read again, so only adopting the stored states (Engine.adopt) lets the next worker
+    finalise them — here a spike on each asset's last point."""
+    idle_ms = 20_000
+    p = Pipeline.create(kafka, unique, tmp_path, idle_timeout_ms=idle_ms)
+    points = 60
+    last_ts = START_MS + (points - 1) * INTERVAL_MS
+    readings = generate_fleet(ASSETS, points, START_MS, INTERVAL_MS, seed=5,
+                              faults=[Fault(a, "spike", points - 1, 1) for a in ASSETS]).readings
+    expected = p.expected_keys(readings)
+    last = {f"inf/{a}/{last_ts}" for a in ASSETS}
+    assert last <= expected, "the last points are anomalies once finalised"
+    telemetry, parts = p.settings.topics.telemetry, p.settings.partitions
+    with p.worker("first.log") as first:
+        first.wait_ready(60)
+        p.send(readings)
+        ends = end_offsets(p.kafka, telemetry, parts, len(readings))
+        wait_for(lambda: all(committed_offsets(p.kafka, p.settings.app_id, telemetry, parts)[k]
+                             >= end for k, end in ends.items()), idle_ms / 2000, "all committed")
+        assert not last & set(p.anomaly_keys()), "killed before the idle rule ran"
+        first.kill()
+    with p.worker("second.log") as second:
+        second.wait_ready(60)
+        keys = p.wait_for_anomalies(expected, idle_ms / 1000 + 30)
+        status = second.status()
+    assert set(keys) == expected
+    assert status is not None and status["counts"].get("received", 0) == 0, "nothing read again"
+    assert status["counts"]["states_adopted"] == len(ASSETS)
 
 
 @pytest.mark.parametrize(("mode", "notifying"), [("group", ["open", "resolved"]),

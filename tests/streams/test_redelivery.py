@@ -96,3 +96,66 @@ def test_a_ticks_anomalies_are_published_again_unless_the_glue_acknowledged_them
                           e.acknowledge(a for _, a in ticked.anomalies).items()})
         restored = engine(model, store).process_batch(messages(readings)[-1:], now_ms=10_000)
         assert restored.counts["republished"] == (0 if acknowledged else 1)
+
+
+# --- a state no record will touch again: adopted by the new owner (Engine.adopt)
+
+
+def engine_owning(model: Model, store: dict[str, Any]) -> Engine:
+    e = engine(model, store)
+    e.owned = {0}
+    return e
+
+
+def test_a_ticks_lost_anomaly_is_published_again_though_no_record_is_read_again(
+    model: Model,
+) -> None:
+    """The crash came after the commit covered the asset's last record: no record of it is
+    read again, so only adopting its stored state publishes what the tick's output lost."""
+    readings = fleet()[:31]  # the spike is the last point: the idle tick finalises it
+    store: dict[str, Any] = {}
+    e = engine_owning(model, store)
+    run(e, store, messages(readings), acked=True)
+    ticked = e.tick(now_ms=10_000)
+    store.update({k: snap for k, (_, snap) in ticked.snapshots.items()})  # the anomaly: lost
+    restored = engine_owning(model, store)
+    assert restored.tick(now_ms=20_000).anomalies == []  # nothing touches the asset
+    assert restored.adopt(list(store), now_ms=20_000) == 1
+    again = restored.tick(now_ms=20_000)
+    assert [a.key for _, a in again.anomalies] == [f"inf/p/{T0 + 30 * S}"]
+    assert again.counts["republished"] == 1
+
+
+def test_an_adopted_assets_pending_slots_are_finalised_once_the_backlog_before_it_is_read(
+    model: Model,
+) -> None:
+    """The owner crashed before its idle tick: the new one finalises the silent asset's last
+    slots, by the idle rule counted on the arrival clock from the adoption, so a backlog
+    still to read cannot make the asset look idle."""
+    readings = fleet()[:31]
+    store: dict[str, Any] = {}
+    run(engine_owning(model, store), store, messages(readings), acked=True)  # no tick: killed
+    restored = engine_owning(model, store)
+    tp = ("tele", 0)
+    restored.arrival.start(tp, 31)
+    restored.arrival.log_end(tp, 40, as_of_ms=20_000)  # a backlog of other assets' records
+    assert restored.adopt(list(store), now_ms=20_000) == 1
+    assert restored.tick(now_ms=25_000).anomalies == []  # the backlog is not read yet
+    for offset in range(31, 40):
+        restored.arrival.read(tp, offset, timestamp_ms=19_000, wall_ms=25_000)
+    assert restored.tick(now_ms=25_000).anomalies == []  # read to the log's end as of 20 s: idle 0 s
+    restored.arrival.log_end(tp, 40, as_of_ms=21_500)  # nothing new by 21.5 s: idle 1.5 s
+    out = restored.tick(now_ms=25_100)
+    assert [a.key for _, a in out.anomalies] == [f"inf/p/{T0 + 30 * S}"]
+
+
+def test_adoption_skips_what_is_not_this_workers_to_score(model: Model) -> None:
+    store: dict[str, Any] = {}
+    run(engine_owning(model, store), store, messages(fleet()), acked=True)
+    elsewhere = engine(model, store)  # partition 0 is not owned here
+    assert elsewhere.adopt(list(store), now_ms=0) == 0
+    other = engine_owning(model, {**store, "other/p": store["inf/p"]})
+    assert other.adopt(["other/p", "#offset/tele/0", "inf/q"], now_ms=0) == 0  # no such states
+    held = engine_owning(model, store)
+    held.process_batch(messages(fleet())[-1:], now_ms=0)  # touched: held already
+    assert held.adopt(list(store), now_ms=0) == 0
