@@ -6,7 +6,8 @@ the engine; each new epoch's slots are held and pre-filled per owned partition
 controller (→ SystemPaused, the others go on), puts a batch's data gaps and regime changes
 on the events topic, and publishes each inference's progress on the stats topic (which the
 replay desk reads for the finalised bound). For an inference with ``rescore_late`` it collects
-the ranges its late points changed and asks the controller to re-score them
+the ranges a batch's late points changed and asks the controller, with the batch's output, to
+re-score them
 (:class:`streams.late_rescore.LateRequests`, internal command ``rescore_late``).
 """
 
@@ -60,7 +61,9 @@ class InferenceSync:
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     last_stats_ms: int = 0
     prefills: EpochPrefills = field(init=False)
-    late: LateRequests = field(default_factory=LateRequests)
+    #: late points to re-score, asked for with the output of the batch that found them
+    #: (coalesced within it): collected longer, a crash after the batch's commit lost them
+    late: LateRequests = field(default_factory=lambda: LateRequests(coalesce_ms=0))
     late_requests_sent: int = 0
 
     def __post_init__(self) -> None:
@@ -83,7 +86,6 @@ class InferenceSync:
             self.reconcile()
         self.prefills.step()
         now = self.wall_ms()
-        self._request_rescores(now)
         if now - self.last_stats_ms >= self.settings.stats_interval_s * 1000:
             self.last_stats_ms = now
             self._publish_stats(now)
@@ -118,9 +120,11 @@ class InferenceSync:
     def on_revoked(self, partitions: set[int]) -> None:
         self.prefills.on_revoked(partitions)
 
-    def observe(self, out: BatchOutput) -> None:
-        """Count what a batch did per inference; put its data gaps on the events topic; report
-        an inference that keeps failing."""
+    def observe(self, out: BatchOutput, keep: Callable[[Any], Any] = lambda sent: sent) -> None:
+        """Count what a batch did per inference; put its data gaps and regime changes on the
+        events topic and ask for the re-score of its late points, each send handed to ``keep``
+        (the batch's :class:`agents.send_buffer.Sends`: acknowledged before its input is
+        committed); report an inference that keeps failing."""
         for (inference_id, outcome), n in out.by_inference.items():
             self.counts.setdefault(inference_id, Counter())[outcome] += n
         if out.gaps:
@@ -129,10 +133,10 @@ class InferenceSync:
                 asset_id = key.split("/", 1)[1]  # streams.engine.state_key
                 record = gap_record(inference_id, gap.from_ms, gap.to_ms, "missing data", now,
                                     asset_id=asset_id, points=gap.points)
-                self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record))
+                keep(self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record)))
         for _, inference_id, key, signals, adoption in out.adoptions:
             record = adoption.record(inference_id, key.split("/", 1)[1], signals, self.wall_ms())
-            self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record))
+            keep(self.topics.events.send_soon(key=inference_id.encode(), value=dumps(record)))
         for _, anomaly in out.anomalies:
             self.counts.setdefault(anomaly.inference_id, Counter())["anomalies"] += 1
         for _, inference_id, point in out.late:
@@ -140,6 +144,8 @@ class InferenceSync:
             if scorer is not None and scorer.inference.rescore_late:
                 self.late.add(inference_id, point.reading.asset_id, point.slot_ms,
                               scorer.model.interval_ms, scorer.model.window_size, self.wall_ms())
+        if out.late:
+            self._request_rescores(self.wall_ms(), keep)
         for inference_id, error in out.failures.items():
             scorer = self.engine.scorer(inference_id)
             epoch = scorer.epoch if scorer is not None else 0
@@ -149,9 +155,9 @@ class InferenceSync:
                 self._report(inference_id, epoch, f"failed {self.failures[(inference_id, epoch)]} "
                              f"times; last error: {error}")
 
-    def _request_rescores(self, now_ms: int) -> None:
-        """Ask the controller to re-score the ranges late points changed (collected for a
-        second per inference, coalesced)."""
+    def _request_rescores(self, now_ms: int, keep: Callable[[Any], Any]) -> None:
+        """Ask the controller to re-score the ranges late points changed (coalesced), each
+        request handed to ``keep``."""
         by_inference: dict[str, list[dict[str, Any]]] = {}
         for inference_id, r in self.late.due(now_ms):
             by_inference.setdefault(inference_id, []).append(r.to_record())
@@ -166,8 +172,8 @@ class InferenceSync:
                               {"interval_ms": scorer.model.interval_ms,
                                "ranges": ranges[i:i + MAX_LATE_RANGES]},
                               now_ms, f"worker:{self.worker_id}")
-                self.topics.internal.send_soon(key=inference_id.encode(),
-                                               value=dumps(cmd.to_record()))
+                keep(self.topics.internal.send_soon(key=inference_id.encode(),
+                                                    value=dumps(cmd.to_record())))
                 log.info("late points of %s: asked to re-score %d range(s)", inference_id,
                          len(ranges[i:i + MAX_LATE_RANGES]))
 

@@ -64,8 +64,10 @@ class PipelineStats:
     counts: Counter[str] = field(default_factory=Counter)
     assigned: set[int] = field(default_factory=set)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    #: called with every batch's or tick's output once it is published (the control sync)
-    listeners: list[Callable[[BatchOutput], None]] = field(default_factory=list)
+    #: called with every batch's or tick's output once it is published (the control sync),
+    #: and the sends it belongs with: what a listener sends through them is acknowledged by
+    #: the broker before the batch's input is committed
+    listeners: list[Callable[[BatchOutput, Sends], None]] = field(default_factory=list)
     #: all must hold before the worker reports itself ready
     ready_checks: list[Callable[[], bool]] = field(default_factory=list)
     #: all must hold before the agent scores a batch (the inferences are known)
@@ -253,7 +255,7 @@ def register_scoring_agent(
                 ), partition=msg.partition))
         stats.counts.update(out.counts)
         for listener in stats.listeners:
-            listener(out)
+            listener(out, keep)
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())

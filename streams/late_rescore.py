@@ -7,7 +7,8 @@ point would have changed to be replayed, without anyone issuing a command:
 * **what a late point changes** (:func:`affected_range`): its own slot and the
   ``window_size`` slots after it, whose windows held a fill (or a gap) where it belongs;
 * **on the worker** (:class:`LateRequests`): the ranges of the late points of each
-  inference are collected for :data:`COALESCE_MS` from the first, then sent to the
+  inference are collected for ``coalesce_ms`` from the first (the worker uses 0: each
+  batch's are sent with its output, so a crash cannot lose them), then sent to the
   controller as few ranges as cover them (:func:`coalesce`: overlapping ranges merge,
   neighbours join while the hull stays within one replay's :data:`MAX_REPLAY_POINTS`), each
   with the assets whose points came late;

@@ -26,7 +26,14 @@ from streams.records import Anomaly, Reading
 from streams.replay import ReplayState, replay_id_of, score_range
 from streams.scoring import AssetScorer
 from streams.simulate import Fault, generate_fleet
-from tests.integration.harness import INTERVAL_MS, START_MS, Pipeline, end_offsets, wait_for
+from tests.integration.harness import (
+    INTERVAL_MS,
+    START_MS,
+    Pipeline,
+    committed_offsets,
+    end_offsets,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -287,3 +294,44 @@ def test_late_points_are_re_scored_automatically_as_a_manual_replay_of_the_range
                                                     "the live stream's alerts") if v]
     assert not [a for a in alerted if a["first_ts"] <= spike_ts <= a["last_ts"]], \
         "a re-score raises no alert"
+
+
+def test_a_late_points_re_score_request_survives_a_kill_just_after_its_input_is_committed(
+    kafka: KafkaConnection, unique: str, tmp_path: Path
+) -> None:
+    """The request goes with the output of the batch that found the point late, acknowledged
+    before its input is committed: a worker killed as soon as the group has committed the
+    late record has sent it (a worker that collected late points for a second first lost it)."""
+    p = Pipeline.create(kafka, unique, tmp_path, rescore_late=True)
+    spike_at = 120
+    readings = generate_fleet(["pump-a"], 200, START_MS, INTERVAL_MS, seed=11,
+                              faults=[Fault("pump-a", "spike", spike_at, 1)]).readings
+    spike_ts = START_MS + spike_at * INTERVAL_MS
+    spike_key = f"{p.inference.inference_id}/pump-a/{spike_ts}"
+    late = [r for r in readings if r.ts_ms == spike_ts]
+    client = ControlClient(kafka, p.settings)
+    inf = p.inference.inference_id
+    telemetry, parts = p.settings.topics.telemetry, p.settings.partitions
+    with p.worker("first.log") as w:
+        w.wait_ready(60)
+        p.send([r for r in readings if r not in late])
+        wait_for(lambda: (b := finalised_bound(client.stats(), inf, 1, INTERVAL_MS)) is not None
+                 and b >= spike_ts + (p.model.window_size + 1) * INTERVAL_MS, 60,
+                 "the late point's slots finalised")
+        p.send(late)
+        ends = end_offsets(p.kafka, telemetry, parts, len(readings))
+        wait_for(lambda: all(committed_offsets(p.kafka, p.settings.app_id, telemetry, parts)[k]
+                             >= end for k, end in ends.items()), 30, "the late record committed")
+        w.kill()
+    assert spike_key not in p.anomaly_keys(), "the live stream never scored the spike"
+    with p.worker("second.log") as second:
+        second.wait_ready(60)
+
+        def re_scored() -> bool:
+            done = [r for r in latest_replays(client.events(inf)) if r.get("origin") == "late"]
+            return bool(done) and all(r["status"] == "Succeeded" for r in done) and \
+                spike_key in p.anomaly_keys()
+
+        wait_for(re_scored, 90, "the late point re-scored after the kill")
+        status = second.status()
+    assert status is not None and status["counts"].get("received", 0) == 0, "nothing read again"
