@@ -120,7 +120,7 @@ class InferenceSync:
     def on_revoked(self, partitions: set[int]) -> None:
         self.prefills.on_revoked(partitions)
 
-    def observe(self, out: BatchOutput, keep: Callable[[Any], Any] = lambda sent: sent) -> None:
+    def observe(self, out: BatchOutput, keep: Callable[[Any], Any]) -> None:
         """Count what a batch did per inference; put its data gaps and regime changes on the
         events topic and ask for the re-score of its late points, each send handed to ``keep``
         (the batch's :class:`agents.send_buffer.Sends`: acknowledged before its input is

@@ -508,7 +508,7 @@ class Engine:
         states = self.states
         for domain in list(self._tick_clocks):
             topic, home = domain
-            clock = self.arrival.clock_ms(((topic, home), (by_asset_topic(topic), home)), now_ms)
+            clock = self._arrival_ms(topic, home, now_ms)
             self._tick_clocks[domain] = clock
             if clock is not None:
                 for key in self._due.pop_due(domain, clock):
@@ -645,8 +645,7 @@ class Engine:
         if now_ms is not None:
             now = now_ms
         elif clock is None:
-            arrived = self.arrival.clock_ms(
-                ((inference.topic, home), (by_asset_topic(inference.topic), home)), wall)
+            arrived = self._arrival_ms(inference.topic, home, wall)
             if arrived is None:  # where reading this partition stands is not known yet: wait
                 if always_snapshot:
                     out.snapshots[key] = (home, self.store.snapshot(key))
@@ -711,8 +710,13 @@ class Engine:
         since = self.store.last_arrival_ms.get(key, wall)
         if key not in self._adopted:
             return wall - since
-        read = self.arrival.clock_ms(((topic, home), (by_asset_topic(topic), home)), wall)
+        read = self._arrival_ms(topic, home, wall)
         return 0 if read is None else read - since
+
+    def _arrival_ms(self, topic: str, home: int, wall: int) -> int | None:
+        """The arrival clock of an asset's readings: its home partition of ``topic`` and of
+        the by-asset topic its forwarded readings come on (None: not known yet)."""
+        return self.arrival.clock_ms(((topic, home), (by_asset_topic(topic), home)), wall)
 
     def _forget(self, key: str) -> None:
         self.store.forget(key)

@@ -257,6 +257,14 @@ def committed_offsets(kafka: KafkaConnection, group: str, topic: str,
         consumer.close()
 
 
+def wait_committed(p: Pipeline, ends: dict[int, int], timeout_s: float, what: str) -> None:
+    """Wait until the pipeline's worker group has committed its telemetry topic up to
+    ``ends`` (per partition, as :func:`end_offsets` gives them)."""
+    s = p.settings
+    wait_for(lambda: all(committed_offsets(p.kafka, s.app_id, s.topics.telemetry, s.partitions)[k]
+                         >= end for k, end in ends.items()), timeout_s, what)
+
+
 class _AsFaust(RoundRobinPartitionAssignor):
     """Round robin under Faust's protocol name: the embedded broker keeps an emptied group's
     protocol and refuses members that do not name it (and commits from outside the group)."""

@@ -18,10 +18,10 @@ from tests.integration.harness import (
     START_MS,
     Pipeline,
     commit_offsets,
-    committed_offsets,
     end_offsets,
     finalised,
     received,
+    wait_committed,
     wait_for,
 )
 from tests.integration.test_metrics_endpoint import scrape
@@ -107,13 +107,12 @@ def test_a_crash_after_the_last_commit_leaves_no_silent_assets_slots_unfinalised
     expected = p.expected_keys(readings)
     last = {f"inf/{a}/{last_ts}" for a in ASSETS}
     assert last <= expected, "the last points are anomalies once finalised"
-    telemetry, parts = p.settings.topics.telemetry, p.settings.partitions
     with p.worker("first.log") as first:
         first.wait_ready(60)
         p.send(readings)
-        ends = end_offsets(p.kafka, telemetry, parts, len(readings))
-        wait_for(lambda: all(committed_offsets(p.kafka, p.settings.app_id, telemetry, parts)[k]
-                             >= end for k, end in ends.items()), idle_ms / 2000, "all committed")
+        ends = end_offsets(p.kafka, p.settings.topics.telemetry, p.settings.partitions,
+                           len(readings))
+        wait_committed(p, ends, idle_ms / 2000, "all committed")
         assert not last & set(p.anomaly_keys()), "killed before the idle rule ran"
         first.kill()
     with p.worker("second.log") as second:

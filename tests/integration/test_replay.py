@@ -30,8 +30,8 @@ from tests.integration.harness import (
     INTERVAL_MS,
     START_MS,
     Pipeline,
-    committed_offsets,
     end_offsets,
+    wait_committed,
     wait_for,
 )
 
@@ -311,7 +311,6 @@ def test_a_late_points_re_score_request_survives_a_kill_just_after_its_input_is_
     late = [r for r in readings if r.ts_ms == spike_ts]
     client = ControlClient(kafka, p.settings)
     inf = p.inference.inference_id
-    telemetry, parts = p.settings.topics.telemetry, p.settings.partitions
     with p.worker("first.log") as w:
         w.wait_ready(60)
         p.send([r for r in readings if r not in late])
@@ -319,9 +318,9 @@ def test_a_late_points_re_score_request_survives_a_kill_just_after_its_input_is_
                  and b >= spike_ts + (p.model.window_size + 1) * INTERVAL_MS, 60,
                  "the late point's slots finalised")
         p.send(late)
-        ends = end_offsets(p.kafka, telemetry, parts, len(readings))
-        wait_for(lambda: all(committed_offsets(p.kafka, p.settings.app_id, telemetry, parts)[k]
-                             >= end for k, end in ends.items()), 30, "the late record committed")
+        ends = end_offsets(p.kafka, p.settings.topics.telemetry, p.settings.partitions,
+                           len(readings))
+        wait_committed(p, ends, 30, "the late record committed")
         w.kill()
     assert spike_key not in p.anomaly_keys(), "the live stream never scored the spike"
     with p.worker("second.log") as second:
