@@ -292,6 +292,8 @@ def register_scoring_agent(
         return web.json({
             "ready": ready,
             "assigned_partitions": sorted(stats.assigned),
+            # the loop the worker runs on (Settings.event_loop): "uvloop" or "asyncio"
+            "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
             "counts": dict(stats.counts),
             "inferences": [{**s.inference.to_dict(), "epoch": s.epoch} for s in engine.scorers],
         })

@@ -42,3 +42,19 @@ def test_the_fetch_wait_comes_from_the_environment_and_must_be_positive() -> Non
     assert Settings.from_env({"ASSETWATCH_FETCH_MAX_WAIT_MS": "75"}).fetch_max_wait_ms == 75
     with pytest.raises(ValueError, match="FETCH_MAX_WAIT_MS"):
         Settings.from_env({"ASSETWATCH_FETCH_MAX_WAIT_MS": "0"})
+
+
+def test_the_worker_runs_on_uvloop_unless_told_asyncio() -> None:
+    from agents.worker import use_event_loop
+
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"ASSETWATCH_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ValueError, match="must be uvloop or asyncio"):
+        Settings.from_env({"ASSETWATCH_EVENT_LOOP": "tokio"})
+    try:
+        use_event_loop("uvloop")
+        assert type(asyncio.new_event_loop()).__module__.startswith("uvloop")
+        use_event_loop("asyncio")
+        assert type(asyncio.new_event_loop()).__module__.startswith("asyncio")
+    finally:
+        asyncio.set_event_loop_policy(None)

@@ -68,6 +68,7 @@ def test_a_worker_is_live_at_once_and_ready_once_its_partitions_are_recovered(
         status = w.status()
     assert status is not None and status["ready"]
     assert sorted(status["assigned_partitions"]) == list(range(p.settings.partitions))
+    assert status["event_loop"] == "uvloop"  # the default (Settings.event_loop)
     # the web server answers before the group join ends: first a 503 saying so
     assert answers[0] == (503, {"status": "unavailable",
                                 "reason": "no partitions assigned yet: joining the consumer group"})
