@@ -40,7 +40,7 @@ def close(got: Any, expected: Any) -> bool:
     if isinstance(got, float) and isinstance(expected, float):
         return math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12)
     if isinstance(got, list | tuple) and isinstance(expected, list | tuple):
-        return len(got) == len(expected) and all(close(g, e) for g, e in zip(got, expected))
+        return len(got) == len(expected) and all(close(g, e) for g, e in zip(got, expected, strict=True))
     if isinstance(got, dict) and isinstance(expected, dict):
         return got.keys() == expected.keys() and all(close(got[k], expected[k]) for k in got)
     return bool(got == expected)
