@@ -59,7 +59,6 @@ _REL_MIN_STD = 1e-6  # a signal constant in training gets σ = 1e-6 · max(1, |�
 _VAR_FLOOR_FACTOR = 0.5
 _FLAT_QUANTILE = 0.001
 _FLAT_CAP = 20.0
-_TINY = 1e-300
 
 
 def flat_floor(rows: np.ndarray, window_size: int, q: float = _FLAT_QUANTILE,
@@ -190,19 +189,22 @@ class Mahalanobis:
         self._np: tuple[np.ndarray, ...] | None = None
 
     def score_one(self, x: Sequence[float], window: SlidingWindow) -> DetectorScore:
+        # every sum is taken left to right, as score_many takes it: a point scores to the
+        # same bits whichever path scores it (tests/streams/test_detector_determinism.py)
         model = self.model
         n = len(window)
         if model.smooth and n:
-            m = [(math.fsum(col) + v) / (n + 1) for col, v in zip(window.columns(), x, strict=True)]
+            m = [_ordered_sum(col, v) / (n + 1) for col, v in zip(window.columns(), x, strict=True)]
         else:
             m = list(x)
         z = [
             (v - mu) / math.sqrt(max(var, floor))
             for v, mu, var, floor in zip(m, self.mean, self.var, self._var_floor, strict=True)
         ]
-        pz = [sum(map(operator.mul, row, z)) for row in model.precision]
-        parts = [max(a * b, 0.0) for a, b in zip(z, pz, strict=True)]
-        t2 = max(sum(map(operator.mul, z, pz)), 0.0)
+        pz = [_ordered_sum(map(operator.mul, z, row)) for row in model.precision]
+        zpz = [a * b for a, b in zip(z, pz, strict=True)]
+        parts = [max(p, 0.0) for p in zpz]
+        t2 = max(_ordered_sum(zpz), 0.0)
         d = len(z)
         score = math.sqrt(t2 / d)
         if model.flat_range and n:
@@ -211,7 +213,7 @@ class Mahalanobis:
             if worst > 0.0:
                 score += worst
                 parts = [p / d + f * f for p, f in zip(parts, flat, strict=True)]
-        total = math.fsum(parts)
+        total = _ordered_sum(parts)
         if total > 0 and math.isfinite(total):
             contributions = tuple(p / total for p in parts)
         else:
@@ -220,19 +222,8 @@ class Mahalanobis:
 
     def _flat(self, x: Sequence[float], window: SlidingWindow) -> list[float]:
         """Per signal, how far the range of ``W ∪ {x}`` fell below the training floor (0: not)."""
-        out = []
-        for col, v, floor in zip(window.columns(), x, self.model.flat_range, strict=True):
-            if floor <= _MIN_STD:
-                out.append(0.0)
-                continue
-            spread = max(max(col), v) - min(min(col), v)
-            if spread >= floor:
-                out.append(0.0)
-            elif spread <= 0.0:
-                out.append(_FLAT_CAP)
-            else:
-                out.append(min(2.0 * math.log(floor / spread), _FLAT_CAP))
-        return out
+        return [_flat_evidence(max(max(col), v) - min(min(col), v), floor)
+                for col, v, floor in zip(window.columns(), x, self.model.flat_range, strict=True)]
 
     @property
     def learns(self) -> bool:
@@ -273,23 +264,31 @@ class Mahalanobis:
             s0, s1 = rows.strides
             views = np.ndarray((k, size + 1, d), rows.dtype, rows, (first - size) * s0,
                                (s0, s0, s1))
-        m = views.mean(axis=1) if model.smooth else rows[first:]
+        # sums left to right, one column at a time, as score_one takes them (numpy's own
+        # reductions and BLAS associate differently, and by the array's shape): the same
+        # point scores to the same bits in a batch of any size or alone
+        if model.smooth:
+            acc = views[:, 0, :].copy()
+            for j in range(1, size + 1):
+                acc += views[:, j, :]
+            m = acc / (size + 1)
+        else:
+            m = rows[first:]
         z = (m - mean) / sd
-        zpz = z * (z @ precision_t)
+        pz = z[:, :1] * precision_t[0]
+        for j in range(1, d):
+            pz += z[:, j:j + 1] * precision_t[j]
+        zpz = z * pz
         parts = np.maximum(zpz, 0.0)
-        score = np.sqrt(np.maximum(zpz.sum(axis=1), 0.0) / d)
+        score = np.sqrt(np.maximum(_column_sum(zpz), 0.0) / d)
         if model.flat_range:
-            spread = views.max(axis=1) - views.min(axis=1)
-            # a range at or above the floor gives log ≤ 0, clipped to 0; an exactly flat
-            # window gives floor / tiny, its log beyond the cap; a signal without a floor has
-            # a tiny one here (never above the range)
-            flat = np.clip(2.0 * np.log(floor / np.maximum(spread, _TINY)), 0.0, _FLAT_CAP)
+            flat = _flat_rows(views.max(axis=1) - views.min(axis=1), floor)
             worst = flat.max(axis=1)
             some = worst > 0.0
             if some.any():
                 score = np.where(some, score + worst, score)
                 parts = np.where(some[:, None], parts / d + flat * flat, parts)
-        total = parts.sum(axis=1, keepdims=True)
+        total = _column_sum(parts)[:, None]
         ok = (total > 0) & np.isfinite(total)
         contributions = np.divide(parts, total, out=np.full_like(parts, 1.0 / d), where=ok)
         return score, contributions
@@ -303,7 +302,7 @@ class Mahalanobis:
                 np.asarray(self.mean),
                 np.sqrt(np.maximum(np.asarray(self.var), np.asarray(self._var_floor))),
                 np.asarray(model.precision).T.copy(),
-                np.where(floor <= _MIN_STD, _TINY, floor),
+                floor,
             )
         return self._np
 
@@ -332,3 +331,48 @@ class Mahalanobis:
 
     def snapshot(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "var": list(self.var)}
+
+
+def _ordered_sum(values: Any, last: float | None = None) -> float:
+    """``values`` (then ``last``) added left to right — not ``sum`` (compensated from Python
+    3.12) nor ``math.fsum`` (exact): the order :meth:`Mahalanobis.score_many` adds in.
+
+    >>> _ordered_sum([0.1, 0.2, 0.3]) == (0.1 + 0.2) + 0.3, _ordered_sum([1.0], 2.0)
+    (True, 3.0)
+    """
+    it = iter(values)
+    acc: float = next(it)
+    for v in it:
+        acc += v
+    return acc if last is None else acc + last
+
+
+def _column_sum(a: np.ndarray) -> np.ndarray:
+    """Each row of ``a`` summed left to right (:func:`_ordered_sum`, a column at a time)."""
+    acc = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        acc += a[:, j]
+    return acc
+
+
+def _flat_evidence(spread: float, floor: float) -> float:
+    """How far a window's range fell below the training floor: 0 at or above it (or without
+    a floor), up to :data:`_FLAT_CAP` when flat.
+
+    >>> _flat_evidence(2.0, 1.0), _flat_evidence(0.0, 1.0), round(_flat_evidence(0.5, 1.0), 3)
+    (0.0, 20.0, 1.386)
+    """
+    if floor <= _MIN_STD or spread >= floor:
+        return 0.0
+    if spread <= 0.0:
+        return _FLAT_CAP
+    return min(2.0 * math.log(floor / spread), _FLAT_CAP)
+
+
+def _flat_rows(spread: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """:func:`_flat_evidence` of every window's range (rows) per signal (columns): the few
+    below their floor in Python, with the same ``math.log``."""
+    flat = np.zeros_like(spread)
+    for i, j in zip(*np.nonzero((floor > _MIN_STD) & (spread < floor)), strict=True):
+        flat[i, j] = _flat_evidence(float(spread[i, j]), float(floor[j]))
+    return flat
