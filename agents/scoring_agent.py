@@ -1,11 +1,12 @@
 """The scoring agent: telemetry batches → :class:`streams.engine.Engine` → anomalies, dead letters,
 state snapshots.
 
-The agent body is synchronous between taking a batch and returning to Faust (every send is
-``send_soon``), so a stop cannot cut a batch in half. The batch's events are held
-(:mod:`agents.ack_pipeline`) until the broker has acknowledged every record it sent
-(:mod:`agents.send_buffer`), while the next batch is already scored; only then are they acked
-and can Faust commit their offsets. So state and outputs are always written before the input
+The scoring loop takes the telemetry topics' records a whole fetch at a time
+(:mod:`agents.bulk_intake`, not one Faust event each) and is synchronous from a batch's
+scoring to its last send (every send is ``send_soon``), so a stop cannot cut a batch in half.
+A batch's records are acked (:mod:`agents.ack_pipeline`) only once the broker has acknowledged
+every record it sent (:mod:`agents.send_buffer`), while the next batch is already scored; only
+then can Faust commit their offsets. So state and outputs are always written before the input
 offsets that produced them are committed (at-least-once); re-delivered points are recognised
 by timestamp and not scored twice.
 """
@@ -13,6 +14,7 @@ by timestamp and not scored twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,16 +26,21 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agents.ack_pipeline import AckPipeline
+from agents.bulk_intake import BulkIntake, ack_records, chunks
+from agents.faust_consumer import FetchWaitApp
 from agents.holes import HoleGuard, ReadOffsets, message_of
 from agents.log_ends import report_log_ends, report_starts
 from agents.metrics import WorkerMetrics
 from agents.send_buffer import Sends
 from agents.settings import Settings
+from agents.uncommitted import Uncommitted
 from streams.alert_codec import encode_alert
 from streams.codec import encode_anomaly, encode_dead_letter, encode_late, encode_telemetry
 from streams.correlation import encode_feed
 from streams.engine import BatchOutput, Engine, Message
 from streams.notification import encode_notification
+
+log = logging.getLogger(__name__)
 
 
 def wall_ms() -> int:
@@ -73,6 +80,9 @@ class PipelineStats:
     #: all must hold before the agent scores a batch (the inferences are known)
     scoring_checks: list[Callable[[], bool]] = field(default_factory=list)
 
+
+#: Records held for the next store of states at most, in batches (besides the interval)
+UNCOMMITTED_BATCHES = 20
 
 #: Stored states adopted per tick after a rebalance (about 80 µs each; docs/state-and-recovery.md)
 ADOPT_PER_TICK = 2_000
@@ -144,7 +154,18 @@ def register_scoring_agent(
 
     engine.load = load
     metrics = WorkerMetrics(stats.registry)
-    sends = Sends()
+    #: what ticks, the controller and checkpoints send; and what scored batches send, awaited
+    #: (with those) before the batches' records are acked
+    sends, batch_sends = Sends(), Sends()
+    # states are stored on a cadence, their batches' records acked with them (agents/uncommitted.py)
+    engine.defer_snapshots = True
+    uncommitted = Uncommitted(settings.snapshot_interval_ms / 1000,
+                              most=UNCOMMITTED_BATCHES * settings.batch_max_events)
+    # a commit must not overtake a batch's records: they are acked once the broker has what
+    # they caused, while the next batches are scored
+    acks = AckPipeline(partial(ack_records, app.consumer),
+                       on_failure=lambda exc: asyncio.ensure_future(app.crash(exc)),
+                       depth=settings.ack_pipeline_depth)
 
     def hole_read(topic: str, records: int) -> None:
         stats.counts["hole_records"] += records
@@ -153,34 +174,53 @@ def register_scoring_agent(
     holes = HoleGuard(table, read_offsets, hole_read)
     adoption = Adoption()
 
-    @app.agent(source, name="score")
-    async def score(stream: faust.StreamT) -> None:
-        taken = cast(faust.Stream, stream)
-        # a commit must not overtake a batch's records: its events are acked once the broker
-        # has them, while the next batch is scored
-        acks = AckPipeline(taken.ack, on_failure=lambda exc: asyncio.ensure_future(app.crash(exc)),
-                           depth=settings.ack_pipeline_depth)
+    # the source topics' records come in whole fetches (agents/bulk_intake.py), not as
+    # Faust events: registered with the conductor, so the consumer subscribes to them
+    intake = BulkIntake(engine.topics, depth=settings.ack_pipeline_depth)
+    cast(FetchWaitApp, app).bulk_intake = intake
+    app.topics.add(source)
+
+    @app.task
+    async def score() -> None:
+        """Take each fetch, score it, and ack its records once what it caused is durable."""
         try:
-            async for events in taken.take_events(settings.batch_max_events,
-                                                  settings.batch_within_s):
+            while True:
+                fetched = await intake.take(cast(Any, app))
                 # score nothing until the worker knows its inferences (the status topic read
                 # and applied): a point taken before that would be dropped for want of a scorer
                 while not all(check() for check in stats.scoring_checks):
                     await asyncio.sleep(0.05)
-                messages = await holes.fill([message_of(e.message) for e in events])
-                handle(messages)
-                await acks.put(events, sends.take(), after=partial(
-                    # only now does the state surely hold them
-                    holes.checkpoint, messages, sends))
+                for records in chunks(fetched, settings.batch_max_events):
+                    messages = await holes.fill([message_of(r) for r in records])
+                    handle(messages)
+                    uncommitted.add(records, messages, time.monotonic())
+                    if uncommitted.due(time.monotonic()):
+                        await store_states()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the worker stops; its unacked input is delivered again
+            log.exception("the scoring loop failed")
+            await app.crash(exc)
         finally:
             acks.stop()
+
+    async def store_states() -> None:
+        """Store the states the held batches changed; ack their records once the broker has
+        those and everything else they caused."""
+        records, messages = uncommitted.take()
+        if not records:
+            return
+        publish(BatchOutput(snapshots=engine.take_snapshots()), into=batch_sends)
+        await acks.put(records, batch_sends.take() + sends.take(), after=partial(
+            # only now does the stored state surely hold them
+            holes.checkpoint, messages, batch_sends))
 
     def handle(messages: list[Message]) -> None:
         started = time.perf_counter()
         started_ms = wall_ms()
         report_log_ends(app.consumer, engine.topics, engine.arrival, started_ms)
         out = engine.process_batch(messages, now_ms=started_ms)
-        publish(out)
+        publish(out, into=batch_sends)
         metrics.observe(out, wall_ms(), time.perf_counter() - started,
                         engine=engine, finalised_at_ms=started_ms)
         metrics.messages.labels("taken").inc(len(messages))
@@ -210,6 +250,8 @@ def register_scoring_agent(
             acknowledged = BatchOutput()
             acknowledged.snapshots = engine.acknowledge(a for _, a in out.anomalies)
             publish(acknowledged)
+        if uncommitted.due(time.monotonic()):  # the input went quiet: store what is held
+            await store_states()
 
     def publish(out: BatchOutput, into: Sends | None = None) -> None:
         """Send what a batch or tick produced; synchronous, so never cut half-way. Every send
@@ -260,6 +302,8 @@ def register_scoring_agent(
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         parts = {tp.partition for tp in revoked if tp.topic in engine.topics}
+        intake.clear()  # fetched before the rebalance: read again by whoever owns them next
+        uncommitted.forget({(tp.topic, tp.partition) for tp in revoked})
         engine.drop_partitions(parts)
         holes.forget(parts)
         stats.assigned -= parts

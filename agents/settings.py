@@ -126,13 +126,16 @@ class Settings:
     batch_max_events: int = 1000
     #: a reading stamped more than this after its record reached Kafka is dead-lettered
     max_ahead_ms: int | None = 3_600_000
-    batch_within_s: float = 0.05
     #: the worker consumer's fetch wait; None: 100 ms on the embedded broker, else Faust's
     #: 1,500 ms (a real broker answers as soon as records arrive; agents/faust_consumer.py)
     fetch_max_wait_ms: int | None = None
-    #: scored batches whose input waits for the broker's acknowledgement of their output
-    #: while the next batch is scored (agents/ack_pipeline.py)
+    #: stores of states (with the batches they cover) whose input waits for the broker's
+    #: acknowledgement while the next batches are scored (agents/ack_pipeline.py); also the
+    #: fetches the consumer may hold ahead of the scoring loop (agents/bulk_intake.py)
     ack_pipeline_depth: int = 4
+    #: how often the scoring loop stores the states its batches changed (their records are
+    #: committed only once they are stored; 0: after every batch; agents/uncommitted.py)
+    snapshot_interval_ms: int = 1_000
     tick_interval_s: float = 0.5
     #: the worker's event loop: ``uvloop`` (libuv, in C; about 15 % more points per second at
     #: one reading per message, docs/benchmarks.md) or ``asyncio`` (the standard library's)
@@ -167,6 +170,8 @@ class Settings:
         if get(ENV_PREFIX + "BATCH_MAX_EVENTS"):  # records the scoring agent takes at once
             s = replace(s, batch_max_events=_positive_int(
                 "BATCH_MAX_EVENTS", str(get(ENV_PREFIX + "BATCH_MAX_EVENTS"))))
+        if get(ENV_PREFIX + "SNAPSHOT_INTERVAL_MS"):
+            s = replace(s, snapshot_interval_ms=int(str(get(ENV_PREFIX + "SNAPSHOT_INTERVAL_MS"))))
         if get(ENV_PREFIX + "FETCH_MAX_WAIT_MS"):
             s = replace(s, fetch_max_wait_ms=_positive_int(
                 "FETCH_MAX_WAIT_MS", str(get(ENV_PREFIX + "FETCH_MAX_WAIT_MS"))))

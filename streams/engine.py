@@ -192,6 +192,13 @@ class Engine:
         #: ``event`` states restored by :meth:`adopt` that no point has reached since: their
         #: idle rule counts on the arrival clock (a backlog to read is not idleness)
         self._adopted: set[str] = set()
+        #: whether :meth:`process_batch` leaves the snapshots of the states it changed for
+        #: :meth:`take_snapshots` (the glue then stores them on a cadence, and commits the
+        #: batches' input only once they are stored) instead of returning them with each batch
+        self.defer_snapshots = False
+        #: state key → home partition: states changed by a batch since the last take_snapshots
+        self._dirty: dict[str, int] = {}
+        self._deferring = False
 
     # ------------------------------------------------------------------ façade attributes
 
@@ -302,6 +309,7 @@ class Engine:
         self.positions = {tp: o for tp, o in self.positions.items() if tp[1] not in gone}
         self.first_offsets = {tp: o for tp, o in self.first_offsets.items() if tp[1] not in gone}
         self.arrival.forget(gone)
+        self._dirty = {k: p for k, p in self._dirty.items() if p not in gone}
         return len(keys)
 
     def acknowledge(self, anomalies: Iterable[Anomaly]) -> dict[str, tuple[int, Snapshot]]:
@@ -494,9 +502,45 @@ class Engine:
                         if adopted:
                             adopted.discard(key)
         out.forward = routing.records()
-        self._finalise(touched, out, always_snapshot=True)
+        self._deferring = self.defer_snapshots
+        try:
+            self._finalise(touched, out, always_snapshot=True)
+        finally:
+            self._deferring = False
         self._touched_by = {}
         return out
+
+    def take_snapshots(self) -> dict[str, tuple[int, Snapshot]]:
+        """The snapshots of every state a batch changed since the last call (with
+        :attr:`defer_snapshots`): once they are stored, those batches' input may be committed.
+        States dropped since (partitions revoked) are left out: their input is not committed.
+
+        >>> import numpy as np
+        >>> from streams.inference import InferenceConfig
+        >>> from streams.model import fit_model, ModelParams
+        >>> from streams.scoring import AssetScorer
+        >>> model = fit_model(np.random.default_rng(0).normal(size=(300, 1)),
+        ...                   ModelParams(model_id="m", signals=("v",), window_size=4))
+        >>> engine = Engine([AssetScorer(InferenceConfig("inf", "m", "t"), model)],
+        ...                 load=lambda k: None, partitions=1)
+        >>> engine.defer_snapshots = True
+        >>> msg = Message("t", 0, 0, b"p", b'{"asset_id":"p","ts":1767225600000,"signals":{"v":1}}')
+        >>> engine.process_batch([msg]).snapshots, sorted(engine.take_snapshots())
+        ({}, ['inf/p'])
+        >>> engine.take_snapshots()
+        {}
+        """
+        dirty, self._dirty = self._dirty, {}
+        states = self.states
+        return {key: (home, self.store.snapshot(key)) for key, home in dirty.items()
+                if (held := states.get(key)) is not None and held[0] == home}
+
+    def _keep_snapshot(self, out: BatchOutput, key: str, home: int) -> None:
+        """Store ``key``'s state: with this batch's output, or later (:meth:`take_snapshots`)."""
+        if self._deferring:
+            self._dirty[key] = home
+        else:
+            out.snapshots[key] = (home, self.store.snapshot(key))
 
     def tick(self, now_ms: int) -> BatchOutput:
         """Finalise what has fallen due since the last batch, for every asset held (idle ones
@@ -627,7 +671,7 @@ class Engine:
                 if (inference.inference_id, home) in self.held or \
                         inference.inference_id in out.failures:
                     if always_snapshot and key in self.states:
-                        out.snapshots[key] = (home, self.store.snapshot(key))
+                        self._keep_snapshot(out, key, home)
                     continue
                 self._finalise_one(key, home, scorer, out, always_snapshot)
             except Exception as exc:  # one inference's fault must not stop the others
@@ -648,7 +692,7 @@ class Engine:
             arrived = self._arrival_ms(inference.topic, home, wall)
             if arrived is None:  # where reading this partition stands is not known yet: wait
                 if always_snapshot:
-                    out.snapshots[key] = (home, self.store.snapshot(key))
+                    self._keep_snapshot(out, key, home)
                 return
             now = arrived
         else:
@@ -686,7 +730,7 @@ class Engine:
                 self.store.published_alert(key, alert, hooks, self._touched_by.get(key))
             out.alerts += published
         if outcomes or always_snapshot:
-            out.snapshots[key] = (home, self.store.snapshot(key))
+            self._keep_snapshot(out, key, home)
 
     # ------------------------------------------------------------------ states
 

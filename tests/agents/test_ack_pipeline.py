@@ -10,22 +10,6 @@ import pytest
 from agents.ack_pipeline import AckPipeline
 
 
-class FakeMessage:
-    """The part of Faust's message the pipeline uses: a reference count."""
-
-    def __init__(self, offset: int) -> None:
-        self.offset = offset
-        self.refcount = 1  # the stream's reference
-
-    def incref(self) -> None:
-        self.refcount += 1
-
-
-class FakeEvent:
-    def __init__(self, offset: int) -> None:
-        self.message = FakeMessage(offset)
-
-
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 5))
 
@@ -36,27 +20,18 @@ async def let_the_loop_run() -> None:
         await asyncio.sleep(0)
 
 
-def test_events_are_held_until_their_sends_are_acknowledged() -> None:
+def test_records_are_held_until_their_sends_are_acknowledged() -> None:
     async def scenario() -> tuple[list[int], list[int]]:
         loop = asyncio.get_running_loop()
         acked: list[int] = []
-
-        async def ack(event: FakeEvent) -> None:
-            event.message.refcount -= 1
-            acked.append(event.message.offset)
-
-        pipe = AckPipeline(ack, on_failure=lambda exc: None)
+        pipe = AckPipeline(acked.extend, on_failure=lambda exc: None)
         sent = loop.create_future()
-        events = [FakeEvent(0), FakeEvent(1)]
-        await pipe.put(events, [sent], after=lambda: None)
-        for e in events:
-            e.message.refcount -= 1  # take_events' own ack: the pipeline's reference remains
+        await pipe.put([0, 1], [sent], after=lambda: None)
         await let_the_loop_run()
         before = list(acked)
         sent.set_result(None)
         await pipe.drained()
         pipe.stop()
-        assert [e.message.refcount for e in events] == [0, 0]
         return before, acked
 
     before, after = run(scenario())
@@ -69,13 +44,13 @@ def test_batches_are_acked_in_order_even_when_a_later_one_is_confirmed_first() -
         loop = asyncio.get_running_loop()
         log: list[str] = []
 
-        async def ack(event: FakeEvent) -> None:
-            log.append(f"ack {event.message.offset}")
+        def ack(records: list[int]) -> None:
+            log.extend(f"ack {r}" for r in records)
 
         pipe = AckPipeline(ack, on_failure=lambda exc: None)
         first, second = loop.create_future(), loop.create_future()
-        await pipe.put([FakeEvent(1)], [first], after=lambda: log.append("checkpoint 1"))
-        await pipe.put([FakeEvent(2)], [second], after=lambda: log.append("checkpoint 2"))
+        await pipe.put([1], [first], after=lambda: log.append("checkpoint 1"))
+        await pipe.put([2], [second], after=lambda: log.append("checkpoint 2"))
         second.set_result(None)
         await let_the_loop_run()
         assert log == []  # the second waits for the first
@@ -93,13 +68,10 @@ def test_a_refused_send_leaves_its_batch_and_later_ones_unacked() -> None:
         acked: list[int] = []
         failures: list[BaseException] = []
 
-        async def ack(event: FakeEvent) -> None:
-            acked.append(event.message.offset)
-
-        pipe = AckPipeline(ack, on_failure=failures.append)
+        pipe = AckPipeline(acked.extend, on_failure=failures.append)
         bad, good = loop.create_future(), loop.create_future()
-        await pipe.put([FakeEvent(1)], [bad], after=lambda: None)
-        await pipe.put([FakeEvent(2)], [good], after=lambda: None)
+        await pipe.put([1], [bad], after=lambda: None)
+        await pipe.put([2], [good], after=lambda: None)
         bad.set_exception(OSError("broker refused the record"))
         good.set_result(None)
         await pipe.drained()
@@ -110,22 +82,19 @@ def test_a_refused_send_leaves_its_batch_and_later_ones_unacked() -> None:
     assert acked == []
     assert [str(f) for f in failures] == ["broker refused the record"]
     with pytest.raises(RuntimeError, match="not acknowledged"):
-        run(pipe.put([FakeEvent(3)], [], after=lambda: None))
+        run(pipe.put([3], [], after=lambda: None))
 
 
 def test_the_body_waits_when_depth_batches_are_in_flight() -> None:
     async def scenario() -> bool:
         loop = asyncio.get_running_loop()
 
-        async def ack(event: FakeEvent) -> None:
-            return None
-
-        pipe = AckPipeline(ack, on_failure=lambda exc: None, depth=1)
+        pipe = AckPipeline(lambda records: None, on_failure=lambda exc: None, depth=1)
         held = loop.create_future()
-        await pipe.put([FakeEvent(1)], [held], after=lambda: None)
+        await pipe.put([1], [held], after=lambda: None)
         await asyncio.sleep(0)  # the first is taken off the queue, waiting for its send
-        await pipe.put([FakeEvent(2)], [], after=lambda: None)  # fills the queue
-        third = asyncio.ensure_future(pipe.put([FakeEvent(3)], [], after=lambda: None))
+        await pipe.put([2], [], after=lambda: None)  # fills the queue
+        third = asyncio.ensure_future(pipe.put([3], [], after=lambda: None))
         await let_the_loop_run()
         blocked = not third.done()
         held.set_result(None)
