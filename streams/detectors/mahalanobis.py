@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial, reduce
 from typing import Any
 
 import numpy as np
@@ -334,17 +336,19 @@ class Mahalanobis:
 
 
 def _ordered_sum(values: Any, last: float | None = None) -> float:
-    """``values`` (then ``last``) added left to right — not ``sum`` (compensated from Python
-    3.12) nor ``math.fsum`` (exact): the order :meth:`Mahalanobis.score_many` adds in.
+    """``values`` (then ``last``) added left to right — not ``math.fsum`` (exact) nor, from
+    Python 3.12, the built-in ``sum`` (compensated): the order :meth:`Mahalanobis.score_many`
+    adds in. Before 3.12 the built-in ``sum`` is that order, in C.
 
     >>> _ordered_sum([0.1, 0.2, 0.3]) == (0.1 + 0.2) + 0.3, _ordered_sum([1.0], 2.0)
     (True, 3.0)
     """
-    it = iter(values)
-    acc: float = next(it)
-    for v in it:
-        acc += v
+    acc: float = _left_to_right(values)
     return acc if last is None else acc + last
+
+
+#: a left-to-right float sum: the built-in before Python 3.12, a reduction from then on
+_left_to_right: Any = sum if sys.version_info < (3, 12) else partial(reduce, operator.add)
 
 
 def _column_sum(a: np.ndarray) -> np.ndarray:
