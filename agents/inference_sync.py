@@ -24,11 +24,12 @@ from agents.connection import KafkaConnection
 from agents.controller import ControlTopics, gap_record
 from agents.model_store import ModelStore, ModelStoreError
 from agents.prefill import EpochPrefills
+from agents.send_buffer import Durable
 from agents.settings import Settings
 from agents.topic_view import TopicView
 from streams.codec import dumps
 from streams.control import MAX_LATE_RANGES, Command, InferenceState
-from streams.engine import BatchOutput, Engine
+from streams.engine import BatchOutput, Engine, InferenceProgress
 from streams.late_rescore import LateRequests
 from streams.model import Model
 from streams.scoring import AssetScorer
@@ -65,6 +66,10 @@ class InferenceSync:
     #: (coalesced within it): collected longer, a crash after the batch's commit lost them
     late: LateRequests = field(default_factory=lambda: LateRequests(coalesce_ms=0))
     late_requests_sent: int = 0
+    #: the records sent so far and not yet acknowledged (the scoring agent's): the stats
+    #: report progress only once what came before it is on the topics
+    unacknowledged: Callable[[], list[Any]] = list
+    progress: Durable[dict[str, InferenceProgress]] = field(default_factory=lambda: Durable({}))
 
     def __post_init__(self) -> None:
         self.prefills = EpochPrefills(self.settings, self.engine, self.kafka, self.table,
@@ -187,7 +192,11 @@ class InferenceSync:
         self.topics.internal.send_soon(key=inference_id.encode(), value=dumps(cmd.to_record()))
 
     def _publish_stats(self, now_ms: int) -> None:
-        progress = self.engine.progress()
+        # how far each inference has finalised, as of the last report whose outputs the broker
+        # has since acknowledged (a replay may start once its range is finalised: its records
+        # must land after the live ones, not before)
+        self.progress.capture(self.engine.progress(), self.unacknowledged())
+        progress = self.progress.value
         for scorer in self.engine.scorers:
             inference_id = scorer.inference.inference_id
             p = progress.get(inference_id)

@@ -121,6 +121,8 @@ class ScoringHandles:
     publish: Publish
     table: Any
     metrics: WorkerMetrics
+    #: every record sent so far and not yet acknowledged by the broker
+    unacknowledged: Callable[[], list[Any]]
 
 
 def register_scoring_agent(
@@ -342,4 +344,5 @@ def register_scoring_agent(
             "inferences": [{**s.inference.to_dict(), "epoch": s.epoch} for s in engine.scorers],
         })
 
-    return ScoringHandles(publish, table, metrics)
+    return ScoringHandles(publish, table, metrics,
+                          unacknowledged=lambda: batch_sends.pending() + sends.pending())

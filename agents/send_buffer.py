@@ -21,9 +21,10 @@ once the broker has acknowledged its record.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 F = TypeVar("F", bound="asyncio.Future[Any]")
+T = TypeVar("T")
 
 #: How many sends are kept before the ones already confirmed are dropped (sends from timers
 #: between two steps are confirmed by the next step; this bounds them meanwhile).
@@ -59,6 +60,10 @@ class Sends:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def pending(self) -> list[asyncio.Future[Any]]:
+        """The records kept so far, still kept (a copy: to wait for them elsewhere too)."""
+        return list(self._pending)
+
     def take(self) -> list[asyncio.Future[Any]]:
         """The records kept so far, handed over (to wait for elsewhere: agents/ack_pipeline.py);
         the next :meth:`confirmed` waits only for those kept after."""
@@ -71,3 +76,50 @@ class Sends:
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)
+
+
+class Durable(Generic[T]):
+    """A value (what the worker has done: its progress) taken now and reported only once
+    every record sent before it was acknowledged by the broker: what a reader acts on (a replay
+    of "what has been finalised") is then on its topics, not still in a producer's buffer.
+
+    >>> async def demo() -> list[Any]:
+    ...     loop = asyncio.get_running_loop()
+    ...     sent = loop.create_future()                     # a record not yet acknowledged
+    ...     progress = Durable(0)
+    ...     progress.capture(5, [sent])
+    ...     await asyncio.sleep(0)
+    ...     before = progress.value
+    ...     sent.set_result(None)
+    ...     await asyncio.sleep(0); await asyncio.sleep(0)
+    ...     return [before, progress.value]
+    >>> asyncio.run(demo())
+    [0, 5]
+    """
+
+    def __init__(self, initial: T) -> None:
+        self.value = initial
+        self._taken = 0
+        self._reported = 0
+        #: the waits still running (kept: the loop holds tasks only weakly)
+        self._waits: set[asyncio.Task[None]] = set()
+
+    def capture(self, value: T, sent_before: list[asyncio.Future[Any]]) -> None:
+        """Report ``value`` once ``sent_before`` are acknowledged (never after a later one)."""
+        self._taken += 1
+        seq = self._taken
+
+        async def promote() -> None:
+            try:
+                await asyncio.gather(*sent_before)
+            except Exception:  # a refused send: the worker crashes; nothing more is reported
+                return
+            if seq > self._reported:
+                self._reported, self.value = seq, value
+
+        if sent_before:
+            task = asyncio.ensure_future(promote())
+            self._waits.add(task)
+            task.add_done_callback(self._waits.discard)
+        elif seq > self._reported:
+            self._reported, self.value = seq, value

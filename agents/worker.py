@@ -128,7 +128,7 @@ def build_worker_app(settings: Settings, kafka: KafkaConnection) -> tuple[faust.
         assigned=lambda: set(stats.assigned),
         declared=frozenset(c.inference_id for c in declared),
         worker_id=f"{socket.gethostname()}:{settings.web_port}",
-        metrics=handles.metrics,
+        metrics=handles.metrics, unacknowledged=handles.unacknowledged,
     )
     register_control_api(app, settings, kafka, view)
     register_detect_api(app, store)  # batch detection (issue 15)
