@@ -29,7 +29,7 @@ from agents.settings import Settings
 from agents.topic_view import TopicView
 from streams.codec import dumps
 from streams.control import MAX_LATE_RANGES, Command, InferenceState
-from streams.engine import BatchOutput, Engine, InferenceProgress
+from streams.engine import BatchOutput, Engine
 from streams.late_rescore import LateRequests
 from streams.model import Model
 from streams.scoring import AssetScorer
@@ -69,7 +69,8 @@ class InferenceSync:
     #: the records sent so far and not yet acknowledged (the scoring agent's): the stats
     #: report progress only once what came before it is on the topics
     unacknowledged: Callable[[], list[Any]] = list
-    progress: Durable[dict[str, InferenceProgress]] = field(default_factory=lambda: Durable({}))
+    #: the stats records of the newest report whose earlier outputs are acknowledged
+    reports: Durable[list[tuple[bytes, bytes]]] = field(default_factory=lambda: Durable([]))
 
     def __post_init__(self) -> None:
         self.prefills = EpochPrefills(self.settings, self.engine, self.kafka, self.table,
@@ -192,11 +193,8 @@ class InferenceSync:
         self.topics.internal.send_soon(key=inference_id.encode(), value=dumps(cmd.to_record()))
 
     def _publish_stats(self, now_ms: int) -> None:
-        # how far each inference has finalised, as of the last report whose outputs the broker
-        # has since acknowledged (a replay may start once its range is finalised: its records
-        # must land after the live ones, not before)
-        self.progress.capture(self.engine.progress(), self.unacknowledged())
-        progress = self.progress.value
+        progress = self.engine.progress()
+        records: list[tuple[bytes, bytes]] = []
         for scorer in self.engine.scorers:
             inference_id = scorer.inference.inference_id
             p = progress.get(inference_id)
@@ -214,8 +212,14 @@ class InferenceSync:
                 "prefilling": sorted(p_ for i, p_ in self.engine.held if i == inference_id),
                 "at": now_ms,
             }
-            self.topics.stats.send_soon(key=f"{inference_id}/{self.worker_id}".encode(),
-                                        value=dumps(record))
+            records.append((f"{inference_id}/{self.worker_id}".encode(), dumps(record)))
+        # sent once every output before them is acknowledged: a replay may start as soon as
+        # its range is reported finalised, and its records must land after the live ones
+        self.reports.capture(records, self.unacknowledged(), self._send_stats)
+
+    def _send_stats(self, records: list[tuple[bytes, bytes]]) -> None:
+        for key, value in records:
+            self.topics.stats.send_soon(key=key, value=value)
 
     def close(self) -> None:
         self.prefills.close()

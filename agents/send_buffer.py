@@ -21,6 +21,7 @@ once the broker has acknowledged its record.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar
 
 F = TypeVar("F", bound="asyncio.Future[Any]")
@@ -104,22 +105,28 @@ class Durable(Generic[T]):
         #: the waits still running (kept: the loop holds tasks only weakly)
         self._waits: set[asyncio.Task[None]] = set()
 
-    def capture(self, value: T, sent_before: list[asyncio.Future[Any]]) -> None:
-        """Report ``value`` once ``sent_before`` are acknowledged (never after a later one)."""
+    def capture(self, value: T, sent_before: list[asyncio.Future[Any]],
+                report: Callable[[T], None] = lambda value: None) -> None:
+        """Make ``value`` the reported one (and hand it to ``report``) once ``sent_before`` are
+        acknowledged — unless a value captured later was reported first."""
         self._taken += 1
         seq = self._taken
+
+        def promote_now() -> None:
+            if seq > self._reported:
+                self._reported, self.value = seq, value
+                report(value)
 
         async def promote() -> None:
             try:
                 await asyncio.gather(*sent_before)
             except Exception:  # a refused send: the worker crashes; nothing more is reported
                 return
-            if seq > self._reported:
-                self._reported, self.value = seq, value
+            promote_now()
 
         if sent_before:
             task = asyncio.ensure_future(promote())
             self._waits.add(task)
             task.add_done_callback(self._waits.discard)
-        elif seq > self._reported:
-            self._reported, self.value = seq, value
+        else:
+            promote_now()
