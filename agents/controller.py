@@ -170,6 +170,17 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
         queue = queue.add(decision.late)
         store(key, queue.to_record())
 
+    def requeue_late(replay: ReplayState) -> None:
+        """An abandoned automatic replay's range, back in its inference's queue (the queue
+        exists: it was stored before the replay started; without it the inference stopped
+        re-scoring late data, and there is nothing to queue into)."""
+        key = f"late/{replay.inference_id}"
+        plain = table.data.get(key)
+        if replay.origin != "late" or not plain:
+            return
+        store(key, RescoreQueue.from_record(plain).retry(replay).to_record())
+        log.info("late re-score %s queued again after its worker stopped", replay.replay_id)
+
     def start_late_rescores() -> None:
         """Start the next late range of each inference whose turn has come."""
         assert desk is not None
@@ -284,6 +295,7 @@ def register_controller(app: faust.App, settings: Settings, catalog: StoreCatalo
                      if k.startswith("replay/") and v}
             for replay in desk.abandoned(found):
                 record_replay(replay)
+                requeue_late(replay)
             start_late_rescores()
         if wall_ms() - pruned_at[0] >= PRUNE_EVERY_MS:
             forget_old_commands()

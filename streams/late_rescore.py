@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from streams.replay import MAX_REPLAY_POINTS, replay_points
+from streams.replay import MAX_REPLAY_POINTS, ReplayState, replay_points
 
 #: How long a worker collects an inference's late points before asking for their re-score.
 COALESCE_MS: Final = 1_000
@@ -199,6 +199,22 @@ class RescoreQueue:
         merged = coalesce([*self.pending, *ranges], self.interval_ms)
         over = max(0, len(merged) - MAX_PENDING)
         return replace(self, pending=tuple(merged[over:]), dropped=self.dropped + over)
+
+    def retry(self, replay: ReplayState) -> RescoreQueue:
+        """The queue with an abandoned automatic replay's range back in it (a worker killed
+        mid-replay must not lose a late re-score: nobody asked for it, so nobody asks again);
+        a replay someone commanded is theirs to run again, and is left out.
+
+        >>> from streams.replay import ReplayState
+        >>> r = ReplayState.accepted("r", "i", 0, 9_000, 9, 0, assets=["a"], origin="late")
+        >>> [(x.start_ms, x.end_ms) for x in RescoreQueue(1_000).retry(r.abandoned(5)).pending]
+        [(0, 9000)]
+        >>> RescoreQueue(1_000).retry(ReplayState.accepted("r", "i", 0, 9_000, 9, 0)).pending
+        ()
+        """
+        if replay.origin != "late" or not replay.assets:
+            return self
+        return self.add([RescoreRange(replay.start_ms, replay.end_ms, frozenset(replay.assets))])
 
     def next(self, now_ms: int, finalised_ms: int | None,
              busy: bool) -> tuple[RescoreRange | None, RescoreQueue]:

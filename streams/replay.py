@@ -292,13 +292,18 @@ class ReplayState:
     def abandoned(self, at_ms: int) -> ReplayState:
         """What a worker starting up makes of an unfinished replay it finds: Failed, with why.
 
-        A finished one is returned as is, so nothing stays Running for ever.
+        A finished one is returned as is, so nothing stays Running for ever. An automatic
+        (``late``) one is queued again by the controller (:meth:`RescoreQueue.retry
+        <streams.late_rescore.RescoreQueue.retry>`): no one would ask for it again.
 
         >>> ReplayState.accepted("r", "i", 0, 10, 10, 0).running(1).abandoned(9).status
         'Failed'
         """
         if self.finished:
             return self
+        if self.origin == "late":
+            return self.failed(f"the worker stopped at {self.progress} points; the range is "
+                               "queued to re-score again", at_ms)
         return self.failed(f"the worker stopped at {self.progress} points; run the replay again "
                            "(it overwrites idempotently)", at_ms)
 

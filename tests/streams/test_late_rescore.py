@@ -18,7 +18,7 @@ from streams.late_rescore import (
     affected_range,
     coalesce,
 )
-from streams.replay import MAX_REPLAY_POINTS, replay_points
+from streams.replay import MAX_REPLAY_POINTS, ReplayState, replay_points
 
 S = 1_000  # Δ
 
@@ -77,6 +77,22 @@ def test_the_queue_starts_one_range_at_a_time_within_the_finalised_bound() -> No
     second, q = q.next(MIN_GAP_MS, 10_000 * S, busy=False)
     assert second is not None and second.start_ms == 3_000 * S
     assert q.pending == ()
+
+
+def test_an_automatic_replay_a_worker_abandoned_runs_again_and_a_commanded_one_does_not() -> None:
+    q = RescoreQueue(S).add([r(10, 20, "a")])
+    started, q = q.next(0, finalised_ms=100 * S, busy=False)
+    assert started is not None and q.pending == ()
+    late = ReplayState.accepted("late-1", "inf", started.start_ms, started.end_ms, 10, 0,
+                                assets=sorted(started.assets), origin="late").running(1)
+    gone = late.abandoned(2)
+    assert gone.status == "Failed" and "queued to re-score again" in gone.reason
+    q = q.retry(gone)
+    again, q = q.next(MIN_GAP_MS, finalised_ms=100 * S, busy=False)
+    assert again == started, "the same range, for the same assets"
+    commanded = ReplayState.accepted("cmd-1", "inf", 0, 10 * S, 10, 0).running(1).abandoned(2)
+    assert "run the replay again" in commanded.reason
+    assert q.retry(commanded).pending == ()
 
 
 def test_the_queue_is_bounded_and_counts_what_it_dropped() -> None:
