@@ -52,6 +52,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from streams.adoption import Adoption
@@ -704,12 +705,20 @@ class Engine:
         outcomes = scorer.finalise(state, now)
         by_inference = out.by_inference
         inference_id = inference.inference_id
-        for outcome in outcomes:
-            counts[outcome.kind] += 1
-            by_inference[(inference_id, outcome.kind)] += 1
-            if outcome.filled:
-                counts["filled"] += 1
-                by_inference[(inference_id, "filled")] += 1
+        if not outcomes:
+            if always_snapshot:
+                self._keep_snapshot(out, key, home)
+            return
+        for kind, n in Counter(map(_kind_of, outcomes)).items():
+            counts[kind] += n
+            by_inference[(inference_id, kind)] += n
+        filled = sum(map(_filled_of, outcomes))
+        if filled:
+            counts["filled"] += filled
+            by_inference[(inference_id, "filled")] += filled
+        # the few outcomes with more than a count to them
+        for outcome in [o for o in outcomes if o.anomaly is not None or o.gap is not None
+                        or o.adoption is not None]:
             if outcome.anomaly is not None:
                 counts["anomalies"] += 1
                 out.anomalies.append((home, outcome.anomaly))
@@ -723,14 +732,12 @@ class Engine:
                 counts["regimes_adopted"] += 1
                 out.adoptions.append((home, inference_id, key, scorer.model.signals,
                                       outcome.adoption))
-        if outcomes:
-            published = self.alert_publisher.publish(key, home, scorer, outcomes,
-                                                     state.watermark.watermark_ms)
-            for _, alert, hooks in published:
-                self.store.published_alert(key, alert, hooks, self._touched_by.get(key))
-            out.alerts += published
-        if outcomes or always_snapshot:
-            self._keep_snapshot(out, key, home)
+        published = self.alert_publisher.publish(key, home, scorer, outcomes,
+                                                 state.watermark.watermark_ms)
+        for _, alert, hooks in published:
+            self.store.published_alert(key, alert, hooks, self._touched_by.get(key))
+        out.alerts += published
+        self._keep_snapshot(out, key, home)
 
     # ------------------------------------------------------------------ states
 
@@ -770,6 +777,11 @@ class Engine:
         self._always.discard(key)
         for keys in self._parked.values():
             keys.discard(key)
+
+
+#: an outcome's kind, and whether its point was filled (counted a batch at a time, in C)
+_kind_of = attrgetter("kind")
+_filled_of = attrgetter("filled")
 
 
 def _progress_of(state: AssetState, scorer: AssetScorer) -> int | None:

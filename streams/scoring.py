@@ -34,8 +34,9 @@ the model's fill method allows it (the point is then marked filled); otherwise t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
@@ -121,7 +122,7 @@ class Outcome(NamedTuple):
 class AssetScorer:
     """Scores the points of any asset of one inference, given that asset's state."""
 
-    __slots__ = ("adopt_points", "correlates", "epoch", "inference", "model", "slots",
+    __slots__ = ("_row_of", "adopt_points", "correlates", "epoch", "inference", "model", "slots",
                  "threshold", "trained_level")
 
     def __init__(self, inference: InferenceConfig, model: Model, epoch: int = 0) -> None:
@@ -138,6 +139,9 @@ class AssetScorer:
         #: whether an alert config groups across assets (its anomalies then feed
         #: streams/correlation.py)
         self.correlates = any(a.scope == "inference" for a in inference.alerts)
+        #: a complete reading's row: its model signals' values, in order (KeyError: one missing)
+        self._row_of: Callable[[Mapping[str, float]], tuple[float, ...]] = _row_getter(
+            model.signals)
         self.slots = WatermarkConfig(
             interval_ms=model.interval_ms, delay_ms=inference.delay_ms,
             fill=model.fill,  # type: ignore[arg-type]
@@ -412,7 +416,19 @@ class AssetScorer:
         :func:`streams.fill.complete_row`, with its complete-reading fast path inline."""
         signals = reading.signals
         try:
-            return tuple([signals[s] for s in self.model.signals]), False
+            return self._row_of(signals), False
         except KeyError:
             pass
         return complete_row(self.model.signals, self.model.fill, signals, last)
+
+
+def _row_getter(signals: Sequence[str]) -> Callable[[Mapping[str, float]], tuple[float, ...]]:
+    """The values of ``signals`` of a reading's signal map, as a tuple (one C call).
+
+    >>> _row_getter(("a", "b"))({"b": 2.0, "a": 1.0}), _row_getter(("a",))({"a": 1.0})
+    ((1.0, 2.0), (1.0,))
+    """
+    if len(signals) == 1:
+        only = signals[0]
+        return lambda values: (values[only],)
+    return cast(Callable[[Mapping[str, float]], tuple[float, ...]], itemgetter(*signals))

@@ -284,7 +284,7 @@ class Mahalanobis:
         parts = np.maximum(zpz, 0.0)
         score = np.sqrt(np.maximum(_column_sum(zpz), 0.0) / d)
         if model.flat_range:
-            flat = _flat_rows(views.max(axis=1) - views.min(axis=1), floor)
+            flat = _flat_rows(_window_range(views), floor)
             worst = flat.max(axis=1)
             some = worst > 0.0
             if some.any():
@@ -357,6 +357,24 @@ def _column_sum(a: np.ndarray) -> np.ndarray:
     for j in range(1, a.shape[1]):
         acc += a[:, j]
     return acc
+
+
+def _window_range(views: np.ndarray) -> np.ndarray:
+    """Each window's range (max − min) per signal, of ``views`` shaped (points, window,
+    signals): an elementwise running max/min over the window's rows — numpy's own
+    ``max(axis=1)`` on this strided view walks it four to five times slower.
+
+    >>> w = np.array([[[1.0, 5.0], [3.0, 2.0], [2.0, 4.0]]])
+    >>> _window_range(w).tolist()
+    [[2.0, 3.0]]
+    """
+    hi = views[:, 0, :].copy()
+    lo = hi.copy()
+    for j in range(1, views.shape[1]):
+        row = views[:, j, :]
+        np.maximum(hi, row, out=hi)
+        np.minimum(lo, row, out=lo)
+    return hi - lo
 
 
 def _flat_evidence(spread: float, floor: float) -> float:
