@@ -165,7 +165,8 @@ def register_scoring_agent(
                               most=UNCOMMITTED_BATCHES * settings.batch_max_events)
     # a commit must not overtake a batch's records: they are acked once the broker has what
     # they caused, while the next batches are scored
-    acks = AckPipeline(partial(ack_records, app.consumer),
+    # (the consumer looked up at the first ack: Faust builds it when it starts, not here)
+    acks = AckPipeline(lambda records: ack_records(app.consumer, records),
                        on_failure=lambda exc: asyncio.ensure_future(app.crash(exc)),
                        depth=settings.ack_pipeline_depth)
 
