@@ -24,7 +24,7 @@ from agents.connection import KafkaConnection
 from agents.controller import ControlTopics, gap_record
 from agents.model_store import ModelStore, ModelStoreError
 from agents.prefill import EpochPrefills
-from agents.send_buffer import Durable
+from agents.send_buffer import AckedReports
 from agents.settings import Settings
 from agents.topic_view import TopicView
 from streams.codec import dumps
@@ -69,8 +69,8 @@ class InferenceSync:
     #: the records sent so far and not yet acknowledged (the scoring agent's): the stats
     #: report progress only once what came before it is on the topics
     unacknowledged: Callable[[], list[Any]] = list
-    #: the stats records of the newest report whose earlier outputs are acknowledged
-    reports: Durable[list[tuple[bytes, bytes]]] = field(default_factory=lambda: Durable([]))
+    #: the stats reports, each sent once the outputs before it are acknowledged
+    reports: AckedReports[list[tuple[bytes, bytes]]] = field(default_factory=AckedReports)
 
     def __post_init__(self) -> None:
         self.prefills = EpochPrefills(self.settings, self.engine, self.kafka, self.table,

@@ -79,54 +79,55 @@ class Sends:
             await asyncio.gather(*pending)
 
 
-class Durable(Generic[T]):
-    """A value (what the worker has done: its progress) taken now and reported only once
-    every record sent before it was acknowledged by the broker: what a reader acts on (a replay
-    of "what has been finalised") is then on its topics, not still in a producer's buffer.
+class AckedReports(Generic[T]):
+    """Reports (what the worker has done: its progress) built now and handed on only once
+    every record sent before them was acknowledged by the broker: what a reader acts on (a
+    replay of "what has been finalised") is then on its topics, not still in a producer's
+    buffer. A report handed on makes every report built before it stale: they are dropped.
 
-    >>> async def demo() -> list[Any]:
+    >>> async def demo() -> list[int]:
     ...     loop = asyncio.get_running_loop()
     ...     sent = loop.create_future()                     # a record not yet acknowledged
-    ...     progress = Durable(0)
-    ...     progress.capture(5, [sent])
+    ...     reports, out = AckedReports(), []
+    ...     reports.capture(5, [sent], out.append)
     ...     await asyncio.sleep(0)
-    ...     before = progress.value
+    ...     before = list(out)
     ...     sent.set_result(None)
     ...     await asyncio.sleep(0); await asyncio.sleep(0)
-    ...     return [before, progress.value]
+    ...     reports.capture(6, [], out.append)             # nothing before it: at once
+    ...     return [*before, *out]
     >>> asyncio.run(demo())
-    [0, 5]
+    [5, 6]
     """
 
-    def __init__(self, initial: T) -> None:
-        self.value = initial
+    def __init__(self) -> None:
         self._taken = 0
         self._reported = 0
         #: the waits still running (kept: the loop holds tasks only weakly)
         self._waits: set[asyncio.Task[None]] = set()
 
-    def capture(self, value: T, sent_before: list[asyncio.Future[Any]],
-                report: Callable[[T], None] = lambda value: None) -> None:
-        """Make ``value`` the reported one (and hand it to ``report``) once ``sent_before`` are
-        acknowledged — unless a value captured later was reported first."""
+    def capture(self, report: T, sent_before: list[asyncio.Future[Any]],
+                send: Callable[[T], None]) -> None:
+        """Hand ``report`` to ``send`` once ``sent_before`` are acknowledged — unless a report
+        captured later was handed on first."""
         self._taken += 1
         seq = self._taken
 
-        def promote_now() -> None:
+        def send_now() -> None:
             if seq > self._reported:
-                self._reported, self.value = seq, value
-                report(value)
+                self._reported = seq
+                send(report)
 
-        async def promote() -> None:
+        async def send_when_acknowledged() -> None:
             try:
                 await asyncio.gather(*sent_before)
             except Exception:  # a refused send: the worker crashes; nothing more is reported
                 return
-            promote_now()
+            send_now()
 
         if sent_before:
-            task = asyncio.ensure_future(promote())
+            task = asyncio.ensure_future(send_when_acknowledged())
             self._waits.add(task)
             task.add_done_callback(self._waits.discard)
         else:
-            promote_now()
+            send_now()
