@@ -9,6 +9,15 @@ A point ``x`` is scored on its standardised residual (the default), or, with
 (a sustained shift then stands out of the noise by ``√(|W| + 1)``; on SKAB it raised false
 alarms more than it lowered missed ones, see docs/detectors.md):
 
+With ``recent=r`` (1, the default: the point itself) the level ``m_j`` is the mean of the
+last ``r`` points (``x`` and the ``r − 1`` before it): a fault that lasts stands out of the
+noise by ``√r`` while the window still reacts within ``r`` points. And a signal named in
+``track`` (signals whose level follows the operating conditions, such as temperatures that
+climb as the machine warms up) is scored on its **change**: ``m_j`` minus the mean of the
+window's older ``|W| + 1 − r`` points. A tracked signal that drifts slowly is then normal at
+any level, and one that jumps is not. With either option the means, stds and correlation are
+those of these features over the training windows (docs/detectors.md, "Tracked signals").
+
 * ``z_j = (m_j − μ_j) / σ_j``;
 * ``T² = zᵀ P z``; the score is ``√(T² / d)`` (root mean square, in standard deviations);
 * signal ``j``'s contribution is its share of ``T²``, ``max(z_j · (P z)_j, 0)``, normalised.
@@ -49,6 +58,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial, reduce
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -94,7 +104,20 @@ class MahalanobisModel:
     shrinkage: float = 0.1
     smooth: bool = False
     flat_range: tuple[float, ...] = ()
+    recent: int = 1
+    track: tuple[str, ...] = ()
     kind: str = "mahalanobis"
+
+    @property
+    def featured(self) -> bool:
+        """Whether points are scored on features of their window (``recent`` > 1 or tracked
+        signals) rather than on their own values (or the whole window's mean, ``smooth``)."""
+        return self.recent > 1 or bool(self.track)
+
+    @property
+    def tracked(self) -> tuple[bool, ...]:
+        """Per signal, whether it is scored on its change (named in ``track``)."""
+        return tuple(s in self.track for s in self.signals)
 
     @classmethod
     def fit(
@@ -106,6 +129,8 @@ class MahalanobisModel:
         shrinkage: float = 0.1,
         smooth: bool = False,
         flatline: bool = True,
+        recent: int = 1,
+        track: Sequence[str] = (),
         lengths: Sequence[int] | None = None,
     ) -> MahalanobisModel:
         """Fit on training rows (shape: points × signals, no NaN); ``lengths`` cuts them into
@@ -120,11 +145,15 @@ class MahalanobisModel:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         if not 0.0 < shrinkage <= 1.0:
             raise ValueError(f"shrinkage must be in (0, 1], got {shrinkage}")
-        mean = rows.mean(axis=0)
+        track = _check_features(signals, window_size, smooth, recent, track)
+        features = (window_features(rows, window_size, recent, [s in track for s in signals],
+                                    lengths)
+                    if recent > 1 or track else rows)
+        mean = features.mean(axis=0)
         floor = np.array([_std_floor(float(m)) for m in mean])
-        std = np.maximum(rows.std(axis=0), floor)
-        z = (rows - mean) / std
-        corr = (z.T @ z) / rows.shape[0]
+        std = np.maximum(features.std(axis=0), floor)
+        z = (features - mean) / std
+        corr = (z.T @ z) / features.shape[0]
         shrunk = (1.0 - shrinkage) * corr + shrinkage * np.eye(len(signals))
         precision = np.linalg.inv(shrunk)
         precision = (precision + precision.T) / 2.0
@@ -139,6 +168,8 @@ class MahalanobisModel:
             shrinkage=float(shrinkage),
             smooth=bool(smooth),
             flat_range=tuple(float(v) for v in flat_range),
+            recent=int(recent),
+            track=track,
         )
 
     def build(self, state: Mapping[str, Any] | None = None) -> Mahalanobis:
@@ -160,6 +191,8 @@ class MahalanobisModel:
             "shrinkage": self.shrinkage,
             "smooth": self.smooth,
             "flat_range": list(self.flat_range),
+            "recent": self.recent,
+            "track": list(self.track),
         }
 
     @classmethod
@@ -174,6 +207,8 @@ class MahalanobisModel:
             shrinkage=float(d["shrinkage"]),
             smooth=bool(d["smooth"]),
             flat_range=tuple(float(v) for v in d.get("flat_range", ())),
+            recent=int(d.get("recent", 1)),
+            track=tuple(d.get("track", ())),
         )
 
 
@@ -195,7 +230,9 @@ class Mahalanobis:
         # same bits whichever path scores it (tests/streams/test_detector_determinism.py)
         model = self.model
         n = len(window)
-        if model.smooth and n:
+        if model.featured:
+            m = self._features(x, window)
+        elif model.smooth and n:
             m = [_ordered_sum(col, v) / (n + 1) for col, v in zip(window.columns(), x, strict=True)]
         else:
             m = list(x)
@@ -221,6 +258,22 @@ class Mahalanobis:
         else:
             contributions = (1.0 / d,) * d
         return DetectorScore(score=score, contributions=contributions)
+
+    def _features(self, x: Sequence[float], window: SlidingWindow) -> list[float]:
+        """Each signal's level over the last ``recent`` points, a tracked one's minus the mean
+        of the window's older points (summed left to right, as :meth:`score_many` sums)."""
+        n = len(window)
+        r = min(self.model.recent, n + 1)
+        older = n + 1 - r
+        out = []
+        for col, v, tracked in zip(window.columns(), x, self.model.tracked, strict=True):
+            level = _ordered_sum(islice(col, older, None), v) / r
+            if tracked and older:
+                level -= _ordered_sum(islice(col, older)) / older
+            elif tracked:
+                level = 0.0  # no older point to compare with: no change seen
+            out.append(level)
+        return out
 
     def _flat(self, x: Sequence[float], window: SlidingWindow) -> list[float]:
         """Per signal, how far the range of ``W ∪ {x}`` fell below the training floor (0: not)."""
@@ -261,7 +314,7 @@ class Mahalanobis:
         n, d = rows.shape
         k = n - first
         mean, sd, precision_t, floor = self._arrays()
-        if model.smooth or model.flat_range:
+        if model.smooth or model.flat_range or model.featured:
             # (k, size + 1, d): the window and the point of every point scored, a view
             s0, s1 = rows.strides
             views = np.ndarray((k, size + 1, d), rows.dtype, rows, (first - size) * s0,
@@ -269,11 +322,10 @@ class Mahalanobis:
         # sums left to right, one column at a time, as score_one takes them (numpy's own
         # reductions and BLAS associate differently, and by the array's shape): the same
         # point scores to the same bits in a batch of any size or alone
-        if model.smooth:
-            acc = views[:, 0, :].copy()
-            for j in range(1, size + 1):
-                acc += views[:, j, :]
-            m = acc / (size + 1)
+        if model.featured:
+            m = _view_features(views, model.recent, np.asarray(model.tracked))
+        elif model.smooth:
+            m = _running_sum(views, 0, size + 1) / (size + 1)
         else:
             m = rows[first:]
         z = (m - mean) / sd
@@ -312,13 +364,16 @@ class Mahalanobis:
         a = self.model.alpha
         if a == 0.0:
             return
+        if self.model.featured:
+            x = self._features(x, window)
         for j, v in enumerate(x):
             delta = v - self.mean[j]
             self.mean[j] += a * delta
             self.var[j] = (1.0 - a) * (self.var[j] + a * delta * delta)
 
     def expected(self) -> tuple[float, ...]:
-        """Each signal's expected value: the reference mean, adapted from the points learnt."""
+        """Each signal's expected value: the reference mean, adapted from the points learnt
+        (for a tracked signal, its expected change)."""
         return tuple(self.mean)
 
     def recentre(self, mean: Sequence[float]) -> Mahalanobis:
@@ -329,7 +384,9 @@ class Mahalanobis:
         >>> det.recentre([100.0]).expected(), det.expected()[0] == 9.5
         ((100.0,), True)
         """
-        return Mahalanobis(self.model, [float(v) for v in mean], list(self.var))
+        level = [old if tracked else float(v)  # a tracked signal's reference is a change
+                 for v, old, tracked in zip(mean, self.mean, self.model.tracked, strict=True)]
+        return Mahalanobis(self.model, level, list(self.var))
 
     def snapshot(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "var": list(self.var)}
@@ -357,6 +414,86 @@ def _column_sum(a: np.ndarray) -> np.ndarray:
     for j in range(1, a.shape[1]):
         acc += a[:, j]
     return acc
+
+
+def _running_sum(views: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start`` to ``stop − 1`` of each window in ``views`` (points, window, signals)
+    summed left to right, as :func:`_ordered_sum` sums a window's column.
+
+    >>> _running_sum(np.array([[[1.0], [2.0], [4.0]]]), 1, 3).tolist()
+    [[6.0]]
+    """
+    acc = views[:, start, :].copy()
+    for j in range(start + 1, stop):
+        acc += views[:, j, :]
+    return acc
+
+
+def _view_features(views: np.ndarray, recent: int, tracked: np.ndarray) -> np.ndarray:
+    """The features :meth:`Mahalanobis.score_many` scores, from ``views`` (points, window + 1,
+    signals; the point last): the mean of the last ``recent`` rows, minus, for a ``tracked``
+    signal, the mean of the rows before them — the same sums as ``Mahalanobis._features``.
+
+    >>> w = np.array([[[1.0, 1.0], [3.0, 3.0], [5.0, 5.0], [7.0, 7.0]]])
+    >>> _view_features(w, 2, np.array([False, True])).tolist()
+    [[6.0, 4.0]]
+    """
+    k = views.shape[1]
+    level = _running_sum(views, k - recent, k) / recent
+    if not tracked.any():
+        return level
+    older = k - recent
+    if older == 0:
+        return np.where(tracked, 0.0, level)
+    return np.where(tracked, level - _running_sum(views, 0, older) / older, level)
+
+
+def window_features(rows: np.ndarray, window_size: int, recent: int,
+                    tracked: Sequence[bool], lengths: Sequence[int] | None = None) -> np.ndarray:
+    """The features of every training point that has a full window before it (inside its
+    piece): what a :class:`Mahalanobis` with ``recent`` and ``tracked`` signals scores.
+
+    >>> rows = np.arange(10.0)[:, None]  # a climb; the last window is 5 … 9
+    >>> last = [window_features(rows, 4, 2, [t])[-1].tolist() for t in (False, True)]
+    >>> last  # mean(8, 9); minus mean(5, 6, 7)
+    [[8.5], [2.5]]
+    """
+    views = window_views(rows, window_size + 1, lengths).transpose(0, 2, 1)
+    return _view_features(np.ascontiguousarray(views), recent, np.asarray(tracked, dtype=bool))
+
+
+def _check_features(signals: Sequence[str], window_size: int, smooth: bool, recent: int,
+                    track: Sequence[str]) -> tuple[str, ...]:
+    """Refuse ``recent`` / ``track`` options that cannot be scored, saying why; the tracked
+    signals as a tuple.
+
+    >>> _check_features(("a", "b"), 4, False, 2, ["b"])
+    ('b',)
+    >>> _check_features(("a",), 4, False, 1, ["z"])
+    Traceback (most recent call last):
+    ...
+    ValueError: track names z, which is not a signal of the model (a)
+    """
+    if isinstance(track, str):
+        raise ValueError(f"track must be a list of signal names, got the string {track!r}")
+    track = tuple(track)
+    unknown = [t for t in track if t not in signals]
+    if unknown:
+        raise ValueError(f"track names {', '.join(unknown)}, which is not a signal of the "
+                         f"model ({', '.join(signals)})")
+    if len(set(track)) != len(track):
+        raise ValueError(f"track names a signal twice: {', '.join(track)}")
+    if not isinstance(recent, int) or isinstance(recent, bool):
+        raise ValueError(f"recent must be a whole number of points, got {recent!r}")
+    most = window_size if track else window_size + 1
+    if not 1 <= recent <= most:
+        raise ValueError(f"recent must be in [1, {most}] for a window of {window_size}"
+                         f"{' with tracked signals (one older point at least)' if track else ''}"
+                         f", got {recent}")
+    if smooth and (recent > 1 or track):
+        raise ValueError("smooth scores the whole window's mean; it does not combine with "
+                         "recent or track (recent = window + 1 is smooth)")
+    return track
 
 
 def _window_range(views: np.ndarray) -> np.ndarray:

@@ -345,3 +345,19 @@ def test_options_of_another_detector_fail_the_model_with_one_error_line(
     assert "detector 'mahalanobis' has no option estimator" in line
     record = ModelStore(tmp_path / "m").load_record("pump", 1)
     assert record is not None and record.status is ModelStatus.FAILED
+
+
+def test_a_model_with_tracked_signals_is_trained_from_csv_and_a_wrong_name_is_one_error_line(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    options = f'{{"recent": 4, "track": ["{SIGNALS[1]}"]}}'
+    result = train(runner, models, write_pump_csv(tmp_path / "pump.csv"), "--name", "pump",
+                   "--algorithm", "mahalanobis", "--detector-options", options)
+    assert result.exit_code == 0, result.output
+    detector = ModelStore(models).load("pump").detector.to_dict()
+    assert (detector["recent"], detector["track"]) == (4, [SIGNALS[1]])
+    line = one_error_line(train(runner, models, tmp_path / "pump.csv", "--name", "bad",
+                                "--algorithm", "mahalanobis",
+                                "--detector-options", '{"track": ["nope"]}'))
+    assert "track names nope, which is not a signal of the model" in line

@@ -38,6 +38,8 @@ def fitted(**options: Any) -> Model:
 
 
 MODELS = {"flat": fitted(), "smooth": fitted(smooth=True), "no-flat": fitted(flatline=False),
+          # levels over the last points, one signal scored on its change (tracked)
+          "tracked": fitted(recent=3, track=[SIGNALS[1]]),
           # a flag policy: runs (streak, hysteresis) decided along the batch as point by point
           "flag-runs": replace(fitted(), flags=FlagPolicy(enter_points=2, exit_margin=0.1)),
           # adoption of a lasting level (streams/adoption.py): the points after it are scored

@@ -23,6 +23,11 @@ from streams.window import SlidingWindow
 # every registered kind at its defaults, plus the options that change what is learnt or scored
 VARIANTS: dict[str, tuple[str, dict]] = {k: (k, {}) for k in sorted(ALGORITHMS)}
 VARIANTS["mahalanobis-adaptive-smooth"] = ("mahalanobis", {"alpha": 0.01, "smooth": True})
+# levels over the last 4 points, one signal scored on its change against the window (tracked)
+# (signal "a": every check's rows have it, the single-signal ones too)
+VARIANTS["mahalanobis-tracked"] = ("mahalanobis", {"recent": 4, "track": ["a"]})
+VARIANTS["mahalanobis-tracked-adaptive"] = ("mahalanobis", {"recent": 2, "track": ["a"],
+                                                            "alpha": 0.01})
 # river: HalfSpaceTrees by default (above); the other estimators, some behind a River scaler
 VARIANTS["river-hst-minmax"] = ("river", {"estimator": "HalfSpaceTrees", "scaler": "MinMaxScaler",
                                           "params": {"window_size": 50}, "warmup": 120})

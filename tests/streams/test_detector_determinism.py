@@ -28,11 +28,13 @@ def rows_of(seed: int, n: int, flat_from: int | None) -> np.ndarray:
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), size=st.sampled_from([2, 5, 16]),
-       smooth=st.booleans(), flat=st.booleans())
+       level=st.sampled_from(["point", "smooth", "recent", "tracked"]), flat=st.booleans())
 def test_a_point_scores_to_the_same_bits_alone_and_in_a_batch_of_any_size(
-        seed: int, size: int, smooth: bool, flat: bool) -> None:
+        seed: int, size: int, level: str, flat: bool) -> None:
     train = rows_of(seed, 400, None)
-    detector = MahalanobisModel.fit(train, SIGNALS, window_size=size, smooth=smooth).build()
+    options: dict = {"point": {}, "smooth": {"smooth": True}, "recent": {"recent": size},
+                     "tracked": {"recent": min(3, size), "track": [SIGNALS[1], SIGNALS[3]]}}[level]
+    detector = MahalanobisModel.fit(train, SIGNALS, window_size=size, **options).build()
     rows = rows_of(seed + 1, size + 40, size + 10 if flat else None)
     scores, parts = detector.score_many(rows, size)
     for i in range(size, len(rows)):
