@@ -70,7 +70,7 @@ class Config:
 
 # the test bench's temperatures, which climb as the pump and its water warm up (SKAB's README)
 THERMAL = ("Temperature", "Thermocouple")
-# every configuration reported; HEADLINE is the one chosen on the selection files
+# every configuration reported; the headline is chosen on the selection files (below)
 CONFIGS = (
     Config("zscore (defaults), window 16", "zscore", 16),
     Config("mahalanobis (defaults: point, frozen, λ=0.1), window 16", "mahalanobis", 16),
@@ -79,10 +79,25 @@ CONFIGS = (
     Config("mahalanobis, recent 4, window 16", "mahalanobis", 16, {"recent": 4}),
     *(Config(f"mahalanobis, thermal signals tracked, recent {r}, window 16", "mahalanobis", 16,
              {"recent": r, "track": list(THERMAL)}) for r in (1, 2, 4, 8)),
+    # the same with a flag policy (streams/decision.py): fewer flips of the flag
+    *(Config(f"mahalanobis, thermal signals tracked, recent 4, window 16, --min-run {n} "
+             "--exit-margin 0.1", "mahalanobis", 16, {"recent": 4, "track": list(THERMAL)},
+             FlagPolicy(enter_points=n, exit_margin=0.1)) for n in (2, 3)),
 )
-HEADLINE = next(i for i, c in enumerate(CONFIGS)  # chosen on the selection files: below
-                if c.options.get("track") and c.options.get("recent") == 4)
-HEADLINE_SENSITIVITY = 70
+HEADLINE_SENSITIVITY = 70  # the default
+SELECTION_MAX_FAR = 15.0  # the issue's target, applied to the selection files
+
+
+def choose_headline(results: dict[tuple[int, int], list[tuple[str, Confusion]]]) -> int:
+    """The configuration reported as the headline, chosen on the selection files only: at
+    the default sensitivity, the best F1 among those whose false-alarm rate there is within
+    :data:`SELECTION_MAX_FAR` (else the best F1)."""
+    def on_selection(ci: int) -> Confusion:
+        return pooled(c for n, c in results[(ci, HEADLINE_SENSITIVITY)]
+                      if n.startswith(SELECTION))
+    candidates = [ci for ci in range(len(CONFIGS)) if (ci, HEADLINE_SENSITIVITY) in results]
+    within = [ci for ci in candidates if on_selection(ci).far <= SELECTION_MAX_FAR]
+    return max(within or candidates, key=lambda ci: on_selection(ci).f1)
 
 
 def default_data_dir() -> Path:
@@ -219,6 +234,36 @@ def _live_bytes(
     return det_bytes, all_bytes
 
 
+def headline_summary(results: dict[tuple[int, int], list[tuple[str, Confusion]]],
+                     nab: dict[tuple[int, int], NabScores], headline: int,
+                     leaderboard: dict) -> str:
+    """The headline's figures against the issue's target and the leaderboard's best."""
+    key = (headline, HEADLINE_SENSITIVITY)
+    p = pooled(c for _, c in results[key])
+    sel = pooled(c for n, c in results[key] if n.startswith(SELECTION))
+    rest = pooled(c for n, c in results[key] if not n.startswith(SELECTION))
+    v = nab[key]
+    met = p.f1 >= 0.80 and p.far <= 15.0
+    best_f1 = max(r[0] for n, r in leaderboard["outlier_detection"]["rows"].items()
+                  if n != "Perfect detector")
+    cps = {n: r for n, r in leaderboard["changepoint_detection"]["rows"].items()
+           if n != "Perfect detector"}
+    best_nab = [max(r[i] for r in cps.values()) for i in range(3)]
+    return "\n".join([
+        "## Where this lands, and why",
+        "",
+        f"**The target (F1 ≥ 0.80 with FAR ≤ 15 % at the default sensitivity, online, one "
+        f"setting for all files) is {'met' if met else 'not met'}**: the headline, "
+        f"{CONFIGS[headline].label}, gives F1 {p.f1:.3f}, FAR {p.far:.2f} %, MAR {p.mar:.2f} % "
+        f"on all 34 files (selection {sel.f1:.3f} / {sel.far:.1f} % / {sel.mar:.1f} %, check "
+        f"{rest.f1:.3f} / {rest.far:.1f} % / {rest.mar:.1f} %); the leaderboard's best F1 is "
+        f"{best_f1}. Its change-point score is NAB {v.standard:.2f} / {v.low_fp:.2f} / "
+        f"{v.low_fn:.2f} (standard / LowFP / LowFN; {v.missed} missed, {v.false_positives} "
+        f"false), the leaderboard's best on each profile {best_nab[0]} / {best_nab[1]} / "
+        f"{best_nab[2]}.",
+    ])
+
+
 def machine() -> dict[str, str]:
     cpu = "unknown"
     try:
@@ -267,8 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     costs = [cost(a) for a in ("zscore", "mahalanobis")]
     costs.append(cost("mahalanobis", n_signals=8))
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    headline = choose_headline(results)
     args.out.write_text(report(args, files, sensitivities, results, nab, us, costs,
-                               leaderboard))
+                               leaderboard, headline))
     print(f"wrote {args.out}")
     return 0
 
@@ -282,6 +328,7 @@ def report(
     us: dict[int, float],
     costs: list[dict],
     leaderboard: dict,
+    headline: int,
 ) -> str:
     m = machine()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -316,7 +363,7 @@ def report(
             p = pooled(c for _, c in parts)
             sel = pooled(c for n, c in parts if n.startswith(SELECTION))
             rest = pooled(c for n, c in parts if not n.startswith(SELECTION))
-            mark = " **(headline)**" if (ci, s) == (HEADLINE, HEADLINE_SENSITIVITY) else ""
+            mark = " **(headline)**" if (ci, s) == (headline, HEADLINE_SENSITIVITY) else ""
             out.append(
                 f"| {cfg.label}{mark} | {s} | {p.f1:.3f} | {p.far:.2f} | {p.mar:.2f} | "
                 f"{sel.f1:.3f} / {sel.far:.1f} / {sel.mar:.1f} | "
@@ -346,7 +393,7 @@ def report(
     for ci, cfg in enumerate(CONFIGS):
         for s in sensitivities:
             v = nab[(ci, s)]
-            mark = " **(headline)**" if (ci, s) == (HEADLINE, HEADLINE_SENSITIVITY) else ""
+            mark = " **(headline)**" if (ci, s) == (headline, HEADLINE_SENSITIVITY) else ""
             out.append(f"| {cfg.label}{mark} | {s} | {v.standard:.2f} | {v.low_fp:.2f} | "
                        f"{v.low_fn:.2f} | {v.missed} | {v.false_positives} |")
     out += [
@@ -359,7 +406,7 @@ def report(
     for name, row in leaderboard["changepoint_detection"]["rows"].items():
         out.append("| " + name + " | " + " | ".join("–" if v is None else str(v) for v in row)
                    + " |")
-    cfg = CONFIGS[HEADLINE]
+    cfg = CONFIGS[headline]
     out += [
         "",
         f"## Per file: {cfg.label}, sensitivity {HEADLINE_SENSITIVITY}",
@@ -367,7 +414,7 @@ def report(
         "| file | test rows | anomalous | F1 | FAR % | MAR % |",
         "|---|--:|--:|--:|--:|--:|",
     ]
-    for name, c in results[(HEADLINE, HEADLINE_SENSITIVITY)]:
+    for name, c in results[(headline, HEADLINE_SENSITIVITY)]:
         out.append(f"| {name} | {c.n} | {c.tp + c.fn} | {fmt(c)} |")
     out += [
         "",
@@ -392,23 +439,21 @@ def report(
             f"{row['snapshot_asset_bytes']} | {row['live_detector_bytes']:.0f} / "
             f"{row['live_asset_bytes']:.0f} | {row['model_bytes']} |"
         )
-    out += ["", FINDINGS, ""]
+    out += ["", headline_summary(results, nab, headline, leaderboard), "", FINDINGS, ""]
     return "\n".join(out)
 
 
-FINDINGS = """## Where this lands, and why
+FINDINGS = """The headline is the Mahalanobis detector plus model options, one of which is
+knowledge of the bench: `track` names its two temperatures (`Temperature`, `Thermocouple`),
+which are then scored on their change over the window rather than on their level; `recent: 4`
+scores each signal's mean over the last 4 points; and a flag policy (`--min-run 2
+--exit-margin 0.1`) keeps one fault one flagged run. The detector at its defaults, knowing
+nothing of the bench, is the `mahalanobis (defaults …)` row: F1 0.742, FAR 34.4 %, NAB −8.2
+(it flaps: 1,343 false change points).
 
-**The target (F1 ≥ 0.80 with FAR ≤ 15 % at the default sensitivity, online, one setting for
-all files) is met by the headline configuration: F1 0.815, FAR 12.5 %, MAR 23.8 %**, above
-every entry of the published leaderboard on F1 (Conv-AE 0.78 / 13.55 % / 28.02 %), with its
-change-point score (NAB standard 23.1) beside Conv-AE's 23.61 and T²+Q's 25.35. It is the
-Mahalanobis detector at its defaults plus two model options, one of which is knowledge of
-the bench: `track` names its two temperatures (`Temperature`, `Thermocouple`), which are
-then scored on their change over the window rather than on their level, and `recent: 4`
-scores each signal's mean over the last 4 points. The detector at its defaults, knowing
-nothing of the bench, is the `mahalanobis (defaults …)` row: F1 0.742, FAR 34.4 %.
+## Why
 
-Why (measured with a frozen model, per file): about four fifths of the defaults' false alarms
+Measured with a frozen model, per file: about four fifths of the defaults' false alarms
 come *after* the anomalous segment, where SKAB labels the rows normal again but the testbed
 has not returned to its training state, and the rest are slow temperature drift before the
 fault; `Temperature` and `Thermocouple` carry ~75 % of the sum of squared z-scores on those
@@ -416,15 +461,18 @@ false alarms. A model fitted on 400 rows (≈ 7 minutes) has never seen the temp
 loop reaches as it warms up. Scored on their change, the temperatures still flag a jump but
 not a warm-up; the pump's faults show in flow, pressure, current and vibration, which keep
 their level. The 4-point mean then buys back the recall: a lasting fault stands out of the
-noise by √4 while the window still reacts within 4 s.
+noise by √4 while the window still reacts within 4 s. And a run entered after 2 points
+and left only 0.1 below the threshold flips the flag less often: each flip outside a
+change point's window is a false positive of the change-point score.
 
-How it was chosen: on the 16 `valve1` files only (the selection column), the tracked
-configurations with recent 1, 2, 4 and 8 points; recent 4 is the one whose selection FAR at
-the default sensitivity is within 15 % with the best F1 (0.828 / 6.4 %; recent 8 is at
-15.7 %). On the other 18 files (the check column) it gives 0.803 / 18.5 % / 22.1 %: the
-false-alarm rate there is above the target, the pooled one below it. Which signals to track
-is not chosen on data: they are the bench's temperatures, by their names, as a user would
-declare the signals of a machine that follow its operating conditions.
+How it was chosen: by `choose_headline` in this script, on the 16 `valve1` files only (the
+selection column): at the default sensitivity, the best F1 among the configurations whose
+false-alarm rate there is within 15 %. The tracked configurations with recent 1, 2, 4 and 8
+points and recent 4 with two flag policies were the candidates that mattered (recent 8 is at
+15.7 % there). The other 18 files are the check column: there the false-alarm rate is above
+the target, the pooled one below it. Which signals to track is not chosen on data: they are
+the bench's temperatures, by their names, as a user would declare the signals of a machine
+that follow its operating conditions.
 
 Also tried, all through this script's code path or its numpy equivalent, on the selection
 files: **smoothing** over the whole window (more false alarms than missed ones saved);
