@@ -215,7 +215,7 @@ class MahalanobisModel:
 class Mahalanobis:
     """Per-asset online part: the slowly adapted reference mean and variance of each signal."""
 
-    __slots__ = ("_np", "_var_floor", "mean", "model", "var")
+    __slots__ = ("_np", "_tracked", "_var_floor", "mean", "model", "var")
 
     def __init__(self, model: MahalanobisModel, mean: list[float], var: list[float]) -> None:
         self.model = model
@@ -224,6 +224,7 @@ class Mahalanobis:
         # adaptation may narrow a signal's σ to half the fitted one, never to 0
         self._var_floor = [(_VAR_FLOOR_FACTOR * s) ** 2 for s in model.std]
         self._np: tuple[np.ndarray, ...] | None = None
+        self._tracked = model.tracked if model.featured else ()  # () is shared: no bytes
 
     def score_one(self, x: Sequence[float], window: SlidingWindow) -> DetectorScore:
         # every sum is taken left to right, as score_many takes it: a point scores to the
@@ -266,7 +267,7 @@ class Mahalanobis:
         r = min(self.model.recent, n + 1)
         older = n + 1 - r
         out = []
-        for col, v, tracked in zip(window.columns(), x, self.model.tracked, strict=True):
+        for col, v, tracked in zip(window.columns(), x, self._tracked, strict=True):
             level = _ordered_sum(islice(col, older, None), v) / r
             if tracked and older:
                 level -= _ordered_sum(islice(col, older)) / older
