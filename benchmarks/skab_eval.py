@@ -288,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sensitivities", default="50,60,70,80")
     args = ap.parse_args(argv)
     sensitivities = [int(s) for s in args.sensitivities.split(",")]
+    if HEADLINE_SENSITIVITY not in sensitivities:
+        raise SystemExit(f"--sensitivities must include the default, {HEADLINE_SENSITIVITY}: "
+                         "the headline is chosen and reported there")
     files = load(args.data)
     leaderboard = json.loads((args.data / "leaderboard.json").read_text())
 
