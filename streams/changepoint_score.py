@@ -96,6 +96,8 @@ def reward(start: int, at: int, end: int, a_tp: float, a_fp: float) -> float:
     >>> reward(0, 0, 60, 1.0, -0.11), round(reward(0, 30, 60, 1.0, -0.11), 3), reward(0, 60, 60, 1.0, -0.11)
     (1.0, 0.444, -0.11)
     """
+    if end <= start:  # a window cut to nothing by an earlier one (a repeated change point)
+        return a_tp
     step = min(int((at - start) / (end - start) * _STEPS), _STEPS - 1)
     x = -math.pi / 2 + step * math.pi / (_STEPS - 1)
     half = (a_tp - a_fp) / 2

@@ -7,7 +7,7 @@ or perfectly collinear signal still gives an invertible matrix), inverted once: 
 A point ``x`` is scored on its standardised residual (the default), or, with
 ``smooth=True``, on that of the mean of ``W ∪ {x}`` with ``W`` the window of points before it
 (a sustained shift then stands out of the noise by ``√(|W| + 1)``; on SKAB it raised false
-alarms more than it lowered missed ones, see docs/detectors.md):
+alarms more than it lowered missed ones, see docs/detectors.md).
 
 With ``recent=r`` (1, the default: the point itself) the level ``m_j`` is the mean of the
 last ``r`` points (``x`` and the ``r − 1`` before it): a fault that lasts stands out of the
@@ -17,6 +17,7 @@ climb as the machine warms up) is scored on its **change**: ``m_j`` minus the me
 window's older ``|W| + 1 − r`` points. A tracked signal that drifts slowly is then normal at
 any level, and one that jumps is not. With either option the means, stds and correlation are
 those of these features over the training windows (docs/detectors.md, "Tracked signals").
+With ``m_j`` the value scored for signal ``j`` (the point's, or one of the above):
 
 * ``z_j = (m_j − μ_j) / σ_j``;
 * ``T² = zᵀ P z``; the score is ``√(T² / d)`` (root mean square, in standard deviations);

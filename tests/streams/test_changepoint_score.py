@@ -72,3 +72,9 @@ def test_flips_are_the_changes_of_the_prediction_and_a_flagged_first_row() -> No
     assert flips_of([10, 20, 30, 40], [False, True, False, False]) == (20, 30)
     assert flips_of([10, 20, 30], [True, True, True]) == (10,)
     assert flips_of([], []) == ()
+
+
+def test_a_repeated_change_point_leaves_an_empty_window_that_scores_without_dividing_by_zero() -> None:
+    assert windows_of([0, 0], W) == [(0, W), (W, W)]
+    s = nab_scores([ChangePoints((0, 0), flips=(W,))], W)
+    assert s.missed == 0 and s.false_positives == 0
