@@ -444,9 +444,7 @@ def _view_features(views: np.ndarray, recent: int, tracked: np.ndarray) -> np.nd
     level = _running_sum(views, k - recent, k) / recent
     if not tracked.any():
         return level
-    older = k - recent
-    if older == 0:
-        return np.where(tracked, 0.0, level)
+    older = k - recent  # ≥ 1: with tracked signals ``recent`` is at most the window
     return np.where(tracked, level - _running_sum(views, 0, older) / older, level)
 
 
